@@ -1,0 +1,31 @@
+# Two set-up commands on a fresh machine: `make demo` (the main job) and `make test` (the tests).
+# Each creates .venv and installs the project when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test ui mlflow-ui clean-data
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m landslide_pipeline.demo
+
+# pytest exits 5 when it collects no test: report it loudly rather than pass silently.
+test: $(STAMP)
+	$(BIN)/python -m pytest landslide_pipeline_tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+ui: $(STAMP)
+	DAGSTER_HOME=$(CURDIR)/.dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts -h 127.0.0.1 -p 5000
+
+clean-data:
+	rm -rf data/raw data/surveys data/tiles data/labels data/training data/models data/evaluation mlruns/mlflow.db mlruns/artifacts .dagster

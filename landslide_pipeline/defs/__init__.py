@@ -1,0 +1,29 @@
+"""Orchestration only: assets, checks, partitions, jobs and resources."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from landslide_pipeline.defs.evaluation_assets import build_evaluation_assets
+from landslide_pipeline.defs.jobs import build_jobs
+from landslide_pipeline.defs.partitions import model_partitions
+from landslide_pipeline.defs.resources import DataStore, MlflowTracking
+from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
+from landslide_pipeline.defs.training_assets import build_training_assets
+from landslide_pipeline.settings import PipelineSettings
+
+
+def build_definitions(settings: PipelineSettings, data_dir: str = "data",
+                      tracking_uri: str = "sqlite:///mlruns/mlflow.db",
+                      artifact_root: str = "mlruns/artifacts") -> Definitions:
+    """The project's Definitions for the given partition settings and storage locations."""
+    evaluation = build_evaluation_assets(settings)
+    return Definitions(
+        assets=[raw_survey, survey_tiles, manual_labels, *build_training_assets(settings), evaluation[0]],
+        asset_checks=[evaluation[1]],
+        jobs=build_jobs(model_partitions(settings)),
+        resources={
+            "data_store": DataStore(root=data_dir),
+            "mlflow_tracking": MlflowTracking(tracking_uri=tracking_uri, artifact_root=artifact_root),
+        },
+    )

@@ -1,0 +1,16 @@
+"""Partitions: surveys arrive at run time; models are architecture x fold."""
+
+from __future__ import annotations
+
+from dagster import DynamicPartitionsDefinition, MultiPartitionsDefinition, StaticPartitionsDefinition
+
+from landslide_pipeline.settings import PipelineSettings
+
+survey_partitions = DynamicPartitionsDefinition(name="survey")
+
+
+def model_partitions(settings: PipelineSettings) -> MultiPartitionsDefinition:
+    return MultiPartitionsDefinition({
+        "architecture": StaticPartitionsDefinition(list(settings.architectures)),
+        "fold": StaticPartitionsDefinition([str(k) for k in range(settings.n_folds)]),
+    })

@@ -1,0 +1,102 @@
+"""Resources: where the data lives, and the MLflow tracking store."""
+
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+from dagster import ConfigurableResource
+from mlflow.models import infer_signature
+
+from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.training.loop import EpochReport
+
+
+class DataStore(ConfigurableResource):
+    """The data folder; relative paths resolve against the working directory (the project root)."""
+
+    root: str = "data"
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout(Path(self.root).resolve())
+
+
+class MlflowTracking(ConfigurableResource):
+    """MLflow on SQLite in ``mlruns/``; one parent run per cross-validation, a child run per fold.
+
+    The plain ``./mlruns`` file store is deprecated in MLflow 3, hence SQLite for runs and the
+    registry, with artifacts (models) as files under ``artifact_root``.
+    """
+
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_root: str = "mlruns/artifacts"
+    experiment_name: str = "landslide-pipeline"
+
+    def resolved_tracking_uri(self) -> str:
+        prefix = "sqlite:///"
+        if self.tracking_uri.startswith(prefix) and not self.tracking_uri.startswith(prefix + "/"):
+            path = Path(self.tracking_uri[len(prefix):]).resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return prefix + str(path)
+        return self.tracking_uri
+
+    def experiment_id(self) -> str:
+        mlflow.set_tracking_uri(self.resolved_tracking_uri())
+        experiment = mlflow.get_experiment_by_name(self.experiment_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        artifacts = Path(self.artifact_root).resolve()
+        artifacts.mkdir(parents=True, exist_ok=True)
+        return mlflow.create_experiment(self.experiment_name, artifact_location=artifacts.as_uri())
+
+    def parent_run_id(self, group: str, run_name: str, tags: dict[str, str]) -> str:
+        """Finds or creates the parent run that gathers the folds of one cross-validation."""
+        experiment_id = self.experiment_id()
+        found = mlflow.search_runs([experiment_id], filter_string=f"tags.`landslide.cv_group` = '{group}'",
+                                   max_results=1, output_format="list")
+        if found:
+            return found[0].info.run_id
+        client = mlflow.MlflowClient()
+        run = client.create_run(experiment_id, run_name=run_name, tags={**tags, "landslide.cv_group": group})
+        client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+    @contextlib.contextmanager
+    def fold_run(self, group: str, parent_name: str, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+        """A child run of the cross-validation's parent run; closed (FAILED on error) on exit."""
+        parent = self.parent_run_id(group, parent_name, tags)
+        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags,
+                              parent_run_id=parent, nested=True) as run:
+            yield run
+
+    @staticmethod
+    def log_params(params: dict) -> None:
+        mlflow.log_params(params)
+
+    @staticmethod
+    def log_summary(**metrics: float) -> None:
+        mlflow.log_metrics(metrics)
+
+    @staticmethod
+    def log_epoch(report: EpochReport) -> None:
+        mlflow.log_metrics({
+            "train_loss": report.train_loss, "val_loss": report.val_loss, "val_precision": report.val_precision,
+            "val_recall": report.val_recall, "val_f1": report.val_f1, "learning_rate": report.learning_rate,
+            "images_per_second": report.images_per_second,
+        }, step=report.epoch)
+
+    @staticmethod
+    def log_model(model: torch.nn.Module, example: np.ndarray) -> str:
+        """Logs the model (torch.export format) with its signature and an input example."""
+        model = model.cpu().eval()
+        with torch.inference_mode():
+            output = model(torch.from_numpy(example)).numpy()
+        # Explicit requirements: inferring them costs seconds per model and trips on "+cpu" builds.
+        requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
+        info = mlflow.pytorch.log_model(model, name="model", input_example=example, pip_requirements=requirements,
+                                        signature=infer_signature(example, output))
+        return info.model_uri

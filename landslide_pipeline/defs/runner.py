@@ -1,0 +1,64 @@
+"""Materializing the whole chain in order, in this process, on a given Dagster instance.
+
+The chain crosses three partitionings (survey, none, architecture x fold), and one Dagster run
+covers one partition of one partitioning, so the chain is a sequence of runs: each survey's
+preparation, the training set, each model partition, then the evaluation. Every run is recorded
+in the instance, so ``dagster dev`` on the same DAGSTER_HOME shows them all.
+"""
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from dagster import DagsterInstance, Definitions, MultiPartitionKey
+
+from landslide_pipeline.defs.jobs import BUILD_TRAINING_SET, EVALUATE, PREPARE_SURVEY, TRAIN_MODELS
+from landslide_pipeline.defs.partitions import survey_partitions
+from landslide_pipeline.settings import PipelineSettings
+
+LOG_LEVEL_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def _run_config(defs: Definitions, job_name: str, asset_config: Mapping[str, dict]) -> dict[str, Any]:
+    job = defs.resolve_job_def(job_name)
+    ops = {name: {"config": cfg} for name, cfg in asset_config.items() if job.graph.has_node_named(name)}
+    return {**LOG_LEVEL_INFO, **({"ops": ops} if ops else {})}
+
+
+def run_chain(
+    defs: Definitions,
+    settings: PipelineSettings,
+    instance: DagsterInstance,
+    survey_ids: Iterable[str],
+    asset_config: Mapping[str, dict] | None = None,
+    on_step: Callable[[str, float], None] | None = None,
+) -> None:
+    """Runs every stage for the given surveys; raises on the first failed run.
+
+    Args:
+        defs: The project's Definitions.
+        settings: The partition settings ``defs`` was built with.
+        instance: Where runs and dynamic partitions are recorded.
+        survey_ids: Surveys under ``data/raw`` to add as partitions and prepare.
+        asset_config: Run config per asset name, e.g. ``{"trained_model": {"epochs": 2}}``.
+        on_step: Called with each finished step's name and its wall time in seconds.
+    """
+    asset_config = asset_config or {}
+    survey_ids = list(survey_ids)
+    instance.add_dynamic_partitions(survey_partitions.name, survey_ids)
+
+    def step(name: str, job_name: str, partition_key: str | MultiPartitionKey | None = None) -> None:
+        start = time.perf_counter()
+        defs.resolve_job_def(job_name).execute_in_process(
+            run_config=_run_config(defs, job_name, asset_config), instance=instance, partition_key=partition_key)
+        if on_step is not None:
+            on_step(name, time.perf_counter() - start)
+
+    for survey_id in survey_ids:
+        step(f"prepare survey {survey_id}", PREPARE_SURVEY, survey_id)
+    step("training set", BUILD_TRAINING_SET)
+    for architecture in settings.architectures:
+        for fold in range(settings.n_folds):
+            key = MultiPartitionKey({"architecture": architecture, "fold": str(fold)})
+            step(f"train {architecture} fold {fold}", TRAIN_MODELS, key)
+    step("evaluation", EVALUATE)

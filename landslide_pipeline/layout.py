@@ -1,0 +1,72 @@
+"""Where every stage of the pipeline keeps its files under the data folder.
+
+```
+data/
+  raw/<survey_id>/            image.tif, dem.tif (optional), landslides.gpkg (optional)
+  surveys/<survey_id>.json    validated survey metadata
+  tiles/<survey_id>/          tiles.parquet (GeoParquet tile index), image/<tile>.tif, terrain/<tile>.tif
+  labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif
+  training/<source>/          samples.npz, folds.parquet
+  models/<architecture>/fold_<k>/  weights.pt (state dict), model.json
+  evaluation/                 evaluation.parquet, evaluation.csv
+```
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_SURVEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class InvalidSurveyIdError(ValueError):
+    """A survey id that could escape the data folder or is not a plain name."""
+
+
+def validate_survey_id(survey_id: str) -> str:
+    """Returns ``survey_id`` if it is a safe folder name, else raises InvalidSurveyIdError.
+
+    Survey ids become folder names and Dagster partition keys, so path separators, ``..`` and
+    leading dots are refused.
+    """
+    if not _SURVEY_ID.match(survey_id) or ".." in survey_id:
+        raise InvalidSurveyIdError(
+            f"invalid survey id {survey_id!r}: use letters, digits, '_', '-' and '.', "
+            "starting with a letter or digit, without '..' or path separators"
+        )
+    return survey_id
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Paths of every pipeline output below one data folder."""
+
+    root: Path
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    def raw_survey(self, survey_id: str) -> Path:
+        return self.raw / validate_survey_id(survey_id)
+
+    def survey_metadata(self, survey_id: str) -> Path:
+        return self.root / "surveys" / f"{validate_survey_id(survey_id)}.json"
+
+    def tiles(self, survey_id: str) -> Path:
+        return self.root / "tiles" / validate_survey_id(survey_id)
+
+    def labels(self, source: str, survey_id: str) -> Path:
+        return self.root / "labels" / source / validate_survey_id(survey_id)
+
+    def training_set(self, source: str) -> Path:
+        return self.root / "training" / source
+
+    def model(self, architecture: str, fold: int) -> Path:
+        return self.root / "models" / architecture / f"fold_{fold}"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.root / "evaluation"

@@ -1,0 +1,3 @@
+from landslide_pipeline.metrics.confusion import ConfusionCounts, confusion_counts, segmentation_metrics
+
+__all__ = ["ConfusionCounts", "confusion_counts", "segmentation_metrics"]

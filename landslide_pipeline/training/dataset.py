@@ -1,0 +1,112 @@
+"""The training set: labelled tiles as arrays, their folds, and augmented copies.
+
+Augmented copies carry the fold of the tile they come from. A fold's model trains on every
+sample of the other folds (augmented ones included) and is validated on the original tiles of
+its own fold only, so no augmented twin of a validation tile is ever trained on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import rasterio
+
+from landslide_pipeline.training.augment import choose_transforms, dihedral
+from landslide_pipeline.training.features import band_names, tile_features
+
+
+@dataclass(frozen=True)
+class LabelledSurvey:
+    """Where one survey's tiles and label masks lie, and its tile table."""
+
+    tiles_dir: Path
+    masks_dir: Path
+    tiles: pd.DataFrame  # survey_id, tile_id, row_off, col_off, landslide_fraction
+
+
+@dataclass
+class TrainingSet:
+    """Arrays of all samples; ``tile`` indexes rows of ``tiles`` (the fold table)."""
+
+    x: np.ndarray  # (N, C, H, W) float32
+    y: np.ndarray  # (N, H, W) uint8 {0, 1}
+    tile: np.ndarray  # (N,) int
+    augmented: np.ndarray  # (N,) bool
+    tiles: pd.DataFrame  # one row per original tile, with a fold column
+    bands: list[str]
+    set_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # new for each build
+
+    @property
+    def fold(self) -> np.ndarray:
+        return self.tiles["fold"].to_numpy()[self.tile]
+
+    def split(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample indices to train on and to validate on for ``fold``."""
+        in_fold = self.fold == fold
+        return np.flatnonzero(~in_fold), np.flatnonzero(in_fold & ~self.augmented)
+
+    def save(self, directory: Path) -> None:
+        """Writes ``samples.npz`` (no pickled objects) and ``folds.parquet``."""
+        np.savez(directory / "samples.npz", x=self.x, y=self.y, tile=self.tile,
+                 augmented=self.augmented, bands=np.array(self.bands), set_id=np.array(self.set_id))
+        self.tiles.to_parquet(directory / "folds.parquet", index=False)
+
+    @classmethod
+    def load(cls, directory: Path) -> TrainingSet:
+        with np.load(directory / "samples.npz", allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        return cls(x=arrays["x"], y=arrays["y"], tile=arrays["tile"], augmented=arrays["augmented"],
+                   tiles=pd.read_parquet(directory / "folds.parquet"), bands=[str(b) for b in arrays["bands"]],
+                   set_id=str(arrays["set_id"]))
+
+
+def load_tile(survey: LabelledSurvey, tile_id: str, use_terrain: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Reads one tile's input bands and its label mask."""
+    with rasterio.open(survey.tiles_dir / "image" / f"{tile_id}.tif") as src:
+        image = src.read()
+    terrain = None
+    if use_terrain:
+        terrain_path = survey.tiles_dir / "terrain" / f"{tile_id}.tif"
+        if not terrain_path.is_file():
+            raise FileNotFoundError(f"{terrain_path}: no terrain tile; the survey has no DEM "
+                                    "(set use_terrain=False to train on the image alone)")
+        with rasterio.open(terrain_path) as src:
+            terrain = src.read()
+    with rasterio.open(survey.masks_dir / f"{tile_id}.tif") as src:
+        mask = src.read(1)
+    return tile_features(image, terrain), mask
+
+
+def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, augment_factor: int,
+                       seed: int, use_terrain: bool) -> TrainingSet:
+    """Loads every labelled tile and adds ``augment_factor - 1`` dihedral copies of each.
+
+    Args:
+        surveys: The labelled surveys.
+        folds: One row per tile (survey_id, tile_id, fold, ...), as made by ``assign_folds``.
+        augment_factor: Total samples per tile (1 = no augmentation, up to 8).
+        seed: Seed of the transform choice.
+        use_terrain: Add the DEM-derived slope band.
+    """
+    by_id = {s.tiles["survey_id"].iloc[0]: s for s in surveys}
+    xs, ys = [], []
+    for row in folds.itertuples():
+        x, y = load_tile(by_id[row.survey_id], row.tile_id, use_terrain)
+        xs.append(x)
+        ys.append(y)
+    transforms = choose_transforms(len(xs), augment_factor, seed)
+    x_all, y_all, tile, augmented = list(xs), list(ys), list(range(len(xs))), [False] * len(xs)
+    for i, ks in enumerate(transforms):
+        for k in ks:
+            x_all.append(dihedral(xs[i], int(k)))
+            y_all.append(dihedral(ys[i], int(k)))
+            tile.append(i)
+            augmented.append(True)
+    n_image_bands = xs[0].shape[0] - int(use_terrain)
+    return TrainingSet(x=np.stack(x_all), y=np.stack(y_all).astype(np.uint8), tile=np.array(tile),
+                       augmented=np.array(augmented), tiles=folds.reset_index(drop=True),
+                       bands=band_names(n_image_bands, use_terrain))

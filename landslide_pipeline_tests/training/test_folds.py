@@ -1,0 +1,43 @@
+import pandas as pd
+import pytest
+
+from landslide_pipeline.training.folds import assign_folds
+
+
+def grid_tiles(n_side: int, tile: int = 64, survey: str = "s") -> pd.DataFrame:
+    rows = [dict(survey_id=survey, tile_id=f"r{r:06d}_c{c:06d}", row_off=r, col_off=c)
+            for r in range(0, n_side * tile, tile) for c in range(0, n_side * tile, tile)]
+    return pd.DataFrame(rows)
+
+
+def test_spatial_folds_keep_blocks_whole_and_balanced():
+    tiles = grid_tiles(8)
+    folds = assign_folds(tiles, n_folds=4, seed=1, strategy="spatial", block_px=128)
+    assert folds.groupby("group")["fold"].nunique().max() == 1
+    sizes = folds["fold"].value_counts()
+    assert sorted(sizes.index) == [0, 1, 2, 3]
+    assert sizes.max() - sizes.min() <= 4  # at most one 2x2 block apart
+
+
+def test_neighbouring_tiles_of_a_block_share_a_fold():
+    folds = assign_folds(grid_tiles(4), n_folds=2, seed=0, strategy="spatial", block_px=128).set_index("tile_id")
+    assert folds.loc["r000000_c000000", "fold"] == folds.loc["r000064_c000064", "fold"]
+
+
+def test_folds_are_deterministic_for_a_seed_and_change_with_it():
+    tiles = grid_tiles(6)
+    a = assign_folds(tiles, 3, seed=7, strategy="random")
+    b = assign_folds(tiles, 3, seed=7, strategy="random")
+    c = assign_folds(tiles, 3, seed=8, strategy="random")
+    assert a["fold"].tolist() == b["fold"].tolist()
+    assert a["fold"].tolist() != c["fold"].tolist()
+
+
+def test_too_few_groups_for_the_folds_raises():
+    with pytest.raises(ValueError, match="groups"):
+        assign_folds(grid_tiles(2), n_folds=5, strategy="spatial", block_px=128)
+
+
+def test_unknown_strategy_raises():
+    with pytest.raises(ValueError, match="strategy"):
+        assign_folds(grid_tiles(2), n_folds=2, strategy="checkerboard")
