@@ -3,6 +3,8 @@
 With ``strategy="spatial"`` neighbouring tiles are grouped into square blocks
 (``block_tiles`` x ``block_tiles`` tiles) and a whole block goes to one fold, so overlapping or
 adjacent tiles, which share landslides, cannot sit on both sides of a train/validation split.
+Tiles whose position in a scene is unknown (pre-cut data sets: ``row_off`` or ``col_off`` < 0)
+each form a group of their own.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ def tile_groups(tiles: pd.DataFrame, strategy: FoldStrategy, block_px: int) -> p
     if strategy == "random":
         return tiles["survey_id"] + ":" + tiles["tile_id"]
     if strategy == "spatial":
-        return (tiles["survey_id"] + ":" + (tiles["row_off"] // block_px).astype(str)
-                + ":" + (tiles["col_off"] // block_px).astype(str))
+        blocks = (tiles["survey_id"] + ":" + (tiles["row_off"] // block_px).astype(str)
+                  + ":" + (tiles["col_off"] // block_px).astype(str))
+        unplaced = (tiles["row_off"] < 0) | (tiles["col_off"] < 0)
+        return blocks.where(~unplaced, tiles["survey_id"] + ":" + tiles["tile_id"])
     raise ValueError(f"unknown fold strategy {strategy!r}; use 'random' or 'spatial'")
 
 

@@ -41,3 +41,11 @@ def test_too_few_groups_for_the_folds_raises():
 def test_unknown_strategy_raises():
     with pytest.raises(ValueError, match="strategy"):
         assign_folds(grid_tiles(2), n_folds=2, strategy="checkerboard")
+
+
+def test_tiles_without_a_scene_position_are_grouped_alone():
+    tiles = grid_tiles(2)
+    tiles[["row_off", "col_off"]] = -1
+    folds = assign_folds(tiles, n_folds=4, seed=0, strategy="spatial", block_px=128)
+    assert folds["group"].nunique() == 4
+    assert sorted(folds["fold"]) == [0, 1, 2, 3]
