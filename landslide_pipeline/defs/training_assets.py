@@ -81,6 +81,8 @@ def build_training_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
         with atomic_directory(layout.training_set(LABEL_SOURCE)) as staging:
             samples.save(staging)
         per_fold = folds.groupby("fold").agg(tiles=("tile_id", "size"), landslide=("landslide_fraction", "mean"))
+        for fold in per_fold.index[per_fold["landslide"] == 0]:
+            context.log.warning(f"fold {fold} holds no landslide pixel: its validation F1 will be 0 or undefined")
         return MaterializeResult(metadata={
             "n_tiles": len(folds), "n_samples": len(samples.x), "bands": ", ".join(samples.bands),
             "surveys": ", ".join(s.tiles["survey_id"].iloc[0] for s in surveys),

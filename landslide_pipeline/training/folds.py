@@ -38,11 +38,15 @@ def assign_folds(
 ) -> pd.DataFrame:
     """Assigns every tile to one of ``n_folds`` folds, keeping groups whole and folds balanced.
 
-    Groups are shuffled with ``seed``, then taken largest first and each put into the fold that
-    holds the fewest tiles so far, so fold sizes differ by at most one group.
+    Folds are stratified: groups that hold landslide pixels are dealt out first, largest
+    landslide area first, each to the fold with the least landslide area so far; then the groups
+    without landslides, largest first, each to the fold with the fewest tiles. Ties go to the
+    lower fold after a shuffle with ``seed``. So, whenever there are at least ``n_folds`` groups
+    with landslides, every validation fold holds some, and tile counts stay close.
 
     Args:
-        tiles: Needs survey_id, tile_id, row_off and col_off columns.
+        tiles: Needs survey_id, tile_id, row_off and col_off columns; ``landslide_fraction``
+            (optional) drives the stratification.
         n_folds: Number of folds (k).
         seed: Seed of the shuffle.
         strategy: "random" (tile by tile) or "spatial" (blocks of neighbouring tiles).
@@ -55,19 +59,26 @@ def assign_folds(
         ValueError: fewer groups than folds.
     """
     groups = tile_groups(tiles, strategy, block_px)
-    sizes = groups.value_counts(sort=False)
-    if len(sizes) < n_folds:
+    positive = tiles["landslide_fraction"] if "landslide_fraction" in tiles else pd.Series(0.0, tiles.index)
+    stats = pd.DataFrame({"group": groups.to_numpy(), "tiles": 1, "landslide": positive.to_numpy()})
+    stats = stats.groupby("group", sort=True).sum()
+    if len(stats) < n_folds:
         raise ValueError(
-            f"only {len(sizes)} {strategy} groups of tiles for {n_folds} folds; use fewer folds, "
+            f"only {len(stats)} {strategy} groups of tiles for {n_folds} folds; use fewer folds, "
             "smaller blocks, or more data"
         )
-    order = np.random.default_rng(seed).permutation(len(sizes))
-    shuffled = sizes.iloc[order]
-    shuffled = shuffled.iloc[np.argsort(-shuffled.to_numpy(), kind="stable")]
-    load = np.zeros(n_folds, dtype=int)
+    stats = stats.iloc[np.random.default_rng(seed).permutation(len(stats))]
+    tile_load, landslide_load = np.zeros(n_folds), np.zeros(n_folds)
     fold_of_group: dict[str, int] = {}
-    for group, size in shuffled.items():
-        fold = int(np.argmin(load))
+    with_landslides = stats[stats["landslide"] > 0].sort_values("landslide", ascending=False, kind="stable")
+    without = stats[stats["landslide"] <= 0].sort_values("tiles", ascending=False, kind="stable")
+    for group, row in with_landslides.iterrows():
+        fold = int(np.lexsort((tile_load, landslide_load))[0])
         fold_of_group[group] = fold
-        load[fold] += size
+        landslide_load[fold] += row["landslide"]
+        tile_load[fold] += row["tiles"]
+    for group, row in without.iterrows():
+        fold = int(np.argmin(tile_load))
+        fold_of_group[group] = fold
+        tile_load[fold] += row["tiles"]
     return tiles.assign(group=groups.to_numpy(), fold=groups.map(fold_of_group).astype(int).to_numpy())

@@ -49,3 +49,15 @@ def test_tiles_without_a_scene_position_are_grouped_alone():
     folds = assign_folds(tiles, n_folds=4, seed=0, strategy="spatial", block_px=128)
     assert folds["group"].nunique() == 4
     assert sorted(folds["fold"]) == [0, 1, 2, 3]
+
+
+def test_folds_are_stratified_so_every_fold_holds_landslides():
+    tiles = grid_tiles(8).assign(landslide_fraction=0.0)
+    # Landslides only in 6 of the 16 spatial blocks (block rows 0-1, block columns 0-2).
+    hits = (tiles["row_off"] < 256) & (tiles["col_off"] < 320)
+    tiles.loc[hits, "landslide_fraction"] = 0.2
+    for seed in range(5):
+        folds = assign_folds(tiles, n_folds=5, seed=seed, strategy="spatial", block_px=128)
+        assert (folds.groupby("fold")["landslide_fraction"].sum() > 0).all()
+        sizes = folds["fold"].value_counts()
+        assert sizes.max() - sizes.min() <= 8
