@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from dagster import DagsterInstance, Definitions, MultiPartitionKey
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, MultiPartitionKey
 
 from landslide_pipeline.defs.jobs import BUILD_TRAINING_SET, EVALUATE, PREPARE_SURVEY, TRAIN_MODELS
 from landslide_pipeline.defs.partitions import survey_partitions
@@ -32,7 +32,7 @@ def run_chain(
     survey_ids: Iterable[str],
     asset_config: Mapping[str, dict] | None = None,
     on_step: Callable[[str, float], None] | None = None,
-) -> None:
+) -> list[ExecuteInProcessResult]:
     """Runs every stage for the given surveys; raises on the first failed run.
 
     Args:
@@ -42,15 +42,19 @@ def run_chain(
         survey_ids: Surveys under ``data/raw`` to add as partitions and prepare.
         asset_config: Run config per asset name, e.g. ``{"trained_model": {"epochs": 2}}``.
         on_step: Called with each finished step's name and its wall time in seconds.
+
+    Returns:
+        The result of every run, in order.
     """
     asset_config = asset_config or {}
     survey_ids = list(survey_ids)
     instance.add_dynamic_partitions(survey_partitions.name, survey_ids)
+    results: list[ExecuteInProcessResult] = []
 
     def step(name: str, job_name: str, partition_key: str | MultiPartitionKey | None = None) -> None:
         start = time.perf_counter()
-        defs.resolve_job_def(job_name).execute_in_process(
-            run_config=_run_config(defs, job_name, asset_config), instance=instance, partition_key=partition_key)
+        results.append(defs.resolve_job_def(job_name).execute_in_process(
+            run_config=_run_config(defs, job_name, asset_config), instance=instance, partition_key=partition_key))
         if on_step is not None:
             on_step(name, time.perf_counter() - start)
 
@@ -62,3 +66,4 @@ def run_chain(
             key = MultiPartitionKey({"architecture": architecture, "fold": str(fold)})
             step(f"train {architecture} fold {fold}", TRAIN_MODELS, key)
     step("evaluation", EVALUATE)
+    return results

@@ -1,0 +1,46 @@
+import dagster as dg
+import pytest
+
+from landslide_pipeline.defs import build_definitions
+from landslide_pipeline.settings import PipelineSettings
+
+
+def test_project_definitions_load_with_every_asset_and_lineage():
+    from landslide_pipeline.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model", "evaluation_table"}
+    parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in keys}
+    assert parents["survey_tiles"] == {"raw_survey"}
+    assert parents["manual_labels"] == {"survey_tiles"}
+    assert parents["training_set"] == {"manual_labels"}
+    assert parents["trained_model"] == {"training_set"}
+    assert parents["evaluation_table"] == {"trained_model", "training_set"}
+    check = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey("evaluation_table"), "evaluation_table_schema"))
+    assert check.blocking
+
+
+def test_partitions_follow_the_settings():
+    defs = build_definitions(PipelineSettings(architectures=("unet", "resunet"), n_folds=3))
+    graph = defs.resolve_asset_graph()
+    models = graph.get(dg.AssetKey("trained_model")).partitions_def
+    assert isinstance(models, dg.MultiPartitionsDefinition)
+    assert sorted(models.get_partition_keys()) == sorted(
+        f"{arch}|{fold}" for arch in ("unet", "resunet") for fold in "012")
+    survey = graph.get(dg.AssetKey("survey_tiles")).partitions_def
+    assert isinstance(survey, dg.DynamicPartitionsDefinition) and survey.name == "survey"
+    assert graph.get(dg.AssetKey("training_set")).partitions_def is None
+
+
+def test_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("LANDSLIDE_FOLDS", "3")
+    monkeypatch.setenv("LANDSLIDE_ARCHITECTURES", "unet, linknet")
+    assert PipelineSettings.from_env() == PipelineSettings(("unet", "linknet"), 3)
+    monkeypatch.setenv("LANDSLIDE_ARCHITECTURES", "segformer")
+    with pytest.raises(ValueError, match="unknown architectures"):
+        PipelineSettings.from_env()
+    monkeypatch.setenv("LANDSLIDE_FOLDS", "one")
+    with pytest.raises(ValueError, match="LANDSLIDE_FOLDS"):
+        PipelineSettings.from_env()

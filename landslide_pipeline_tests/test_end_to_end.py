@@ -1,0 +1,86 @@
+"""The whole chain, in process, on a tiny generated open-pit survey and an ephemeral instance."""
+
+import mlflow
+import pandas as pd
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+from landslide_pipeline.defs import build_definitions
+from landslide_pipeline.defs.evaluation_assets import read_evaluation_table
+from landslide_pipeline.defs.runner import run_chain
+from landslide_pipeline.geo.synthetic import SyntheticSurveySpec, generate_survey
+from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.schemas import EvaluationTable
+from landslide_pipeline.settings import PipelineSettings
+from landslide_pipeline.training.dataset import TrainingSet
+
+SURVEY = "tiny_pit"
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    layout = DataLayout(root / "data")
+    generate_survey(layout.raw_survey(SURVEY), SyntheticSurveySpec(size_px=512, n_landslides=6, seed=11))
+    settings = PipelineSettings(architectures=("unet",), n_folds=2)
+    tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    defs = build_definitions(settings, data_dir=str(layout.root), tracking_uri=tracking_uri,
+                             artifact_root=str(root / "mlruns" / "artifacts"))
+    instance = DagsterInstance.ephemeral()
+    results = run_chain(defs, settings, instance, [SURVEY],
+                        {"survey_tiles": {"tile_size": 64}, "trained_model": {"epochs": 8, "batch_size": 16}})
+    return dict(layout=layout, results=results, instance=instance, tracking_uri=tracking_uri, settings=settings)
+
+
+def test_every_asset_is_materialized(chain):
+    instance = chain["instance"]
+    for key in ["raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model", "evaluation_table"]:
+        assert instance.get_latest_materialization_event(AssetKey(key)) is not None, key
+    assert all(r.success for r in chain["results"])
+
+
+def test_evaluation_table_is_valid_and_its_blocking_check_passed(chain):
+    table = read_evaluation_table(chain["layout"])
+    EvaluationTable.validate(table, lazy=True)
+    assert sorted(table["fold"]) == [0, 1]
+    checks = chain["results"][-1].get_asset_check_evaluations()
+    assert [c.check_name for c in checks] == ["evaluation_table_schema"]
+    assert checks[0].passed
+
+
+def test_trained_model_beats_trivial_predictors(chain):
+    table = read_evaluation_table(chain["layout"])
+    counts = table[["tp", "fp", "fn", "tn"]].sum()
+    prevalence = (counts.tp + counts.fn) / counts.sum()
+    all_landslide_f1 = 2 * prevalence / (1 + prevalence)
+    f1 = 2 * counts.tp / (2 * counts.tp + counts.fp + counts.fn)
+    # An all-background predictor scores F1 = 0; predicting landslide everywhere scores 2p / (1 + p).
+    assert f1 > max(0.0, all_landslide_f1) + 0.1, (f1, all_landslide_f1)
+    assert (table["f1"] > 0).all()
+
+
+def test_training_set_folds_keep_augmented_copies_with_their_tile(chain):
+    samples = TrainingSet.load(chain["layout"].training_set("manual"))
+    assert samples.bands == ["red", "green", "blue", "slope"]
+    assert len(samples.x) == 4 * len(samples.tiles)
+    for fold in (0, 1):
+        train_idx, val_idx = samples.split(fold)
+        assert not set(samples.tile[train_idx]) & set(samples.tile[val_idx])
+        assert not samples.augmented[val_idx].any()
+
+
+def test_mlflow_holds_a_child_run_per_fold_with_dagster_tags_and_a_model(chain):
+    mlflow.set_tracking_uri(chain["tracking_uri"])
+    runs = mlflow.search_runs(experiment_names=["landslide-pipeline"], output_format="pandas")
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert sorted(children["params.fold"].astype(int)) == [0, 1]
+    assert children["tags.dagster.run_id"].notna().all()
+    assert set(children["tags.dagster.asset_key"]) == {"trained_model"}
+    assert set(children["tags.dagster.partition"]) == {"unet|0", "unet|1"}
+    assert children["tags.mlflow.parentRunId"].nunique() == 1
+    history = mlflow.MlflowClient().get_metric_history(children["run_id"].iloc[0], "val_f1")
+    assert [m.step for m in history] == list(range(1, 9))
+    model = mlflow.pytorch.load_model(f"runs:/{children['run_id'].iloc[0]}/model")
+    assert model is not None
+    table = read_evaluation_table(chain["layout"])
+    assert set(table["mlflow_run_id"]) == set(children["run_id"])
