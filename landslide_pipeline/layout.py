@@ -8,6 +8,7 @@ data/
   labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif
   training/<source>/          samples.npz, folds.parquet
   models/<architecture>/fold_<k>/  weights.pt (state dict), model.json
+  checkpoints/<architecture>/fold_<k>/<training set>-<config>.pt   while training (resume)
   evaluation/                 evaluation.parquet, evaluation.csv
 ```
 """
@@ -66,6 +67,10 @@ class DataLayout:
 
     def model(self, architecture: str, fold: int) -> Path:
         return self.root / "models" / architecture / f"fold_{fold}"
+
+    def checkpoint(self, architecture: str, fold: int, run_key: str) -> Path:
+        """Per-epoch training state of one model, kept only until its training completes."""
+        return self.root / "checkpoints" / architecture / f"fold_{fold}" / f"{run_key}.pt"
 
     @property
     def evaluation(self) -> Path:

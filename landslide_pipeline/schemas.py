@@ -27,7 +27,7 @@ class FoldAssignment(pa.DataFrameModel):
 
     survey_id: Series[str]
     tile_id: Series[str]
-    fold: Series[int] = pa.Field(ge=0)
+    fold: Series[int] = pa.Field(ge=-1)  # -1: the held-out test split
     group: Series[str]
     landslide_fraction: Series[float] = pa.Field(ge=0, le=1)
 

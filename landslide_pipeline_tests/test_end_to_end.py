@@ -1,8 +1,10 @@
 """The whole chain, in process, on a tiny generated open-pit survey and an ephemeral instance."""
 
+from pathlib import Path
+
 import mlflow
-import pandas as pd
 import pytest
+import torch
 from dagster import AssetKey, DagsterInstance
 
 from landslide_pipeline.defs import build_definitions
@@ -34,7 +36,8 @@ def chain(tmp_path_factory):
 
 def test_every_asset_is_materialized(chain):
     instance = chain["instance"]
-    for key in ["raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model", "evaluation_table"]:
+    for key in ["raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model", "evaluation_table",
+                "champion_model"]:
         assert instance.get_latest_materialization_event(AssetKey(key)) is not None, key
     assert all(r.success for r in chain["results"])
 
@@ -62,10 +65,14 @@ def test_trained_model_beats_trivial_predictors(chain):
 def test_training_set_folds_keep_augmented_copies_with_their_tile(chain):
     samples = TrainingSet.load(chain["layout"].training_set("manual"))
     assert samples.bands == ["red", "green", "blue", "slope"]
-    assert len(samples.x) == 4 * len(samples.tiles)
+    test_tiles = set(samples.test_indices())
+    assert 0 < len(test_tiles) < len(samples.tiles) / 3
+    n_fold_tiles = len(samples.tiles) - len(test_tiles)
+    assert len(samples.x) == len(samples.tiles) + 4 * n_fold_tiles  # x5 augmentation, test tiles kept as they are
     for fold in (0, 1):
         train_idx, val_idx = samples.split(fold)
         assert not set(samples.tile[train_idx]) & set(samples.tile[val_idx])
+        assert not set(samples.tile[train_idx]) & test_tiles and not set(samples.tile[val_idx]) & test_tiles
         assert not samples.augmented[val_idx].any()
 
 
@@ -80,7 +87,17 @@ def test_mlflow_holds_a_child_run_per_fold_with_dagster_tags_and_a_model(chain):
     assert children["tags.mlflow.parentRunId"].nunique() == 1
     history = mlflow.MlflowClient().get_metric_history(children["run_id"].iloc[0], "val_f1")
     assert [m.step for m in history] == list(range(1, 9))
-    model = mlflow.pytorch.load_model(f"runs:/{children['run_id'].iloc[0]}/model")
-    assert model is not None
     table = read_evaluation_table(chain["layout"])
     assert set(table["mlflow_run_id"]) == set(children["run_id"])
+
+
+def test_champion_is_registered_and_reloads_for_any_window_size(chain):
+    mlflow.set_tracking_uri(chain["tracking_uri"])
+    table = read_evaluation_table(chain["layout"])
+    version = mlflow.MlflowClient().get_model_version_by_alias("landslide-segmenter", "champion")
+    assert version.run_id == table.loc[table["f1"].idxmax(), "mlflow_run_id"]
+    model = mlflow.pytorch.load_model("models:/landslide-segmenter@champion")
+    logits = model(torch.rand(3, 4, 96, 160))
+    assert tuple(logits.shape) == (3, 2, 96, 160)
+    weights = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/weights")
+    assert sorted(p.name for p in Path(weights).iterdir()) == ["model.json", "weights.pt"]

@@ -19,7 +19,7 @@ def build_definitions(settings: PipelineSettings, data_dir: str = "data",
     """The project's Definitions for the given partition settings and storage locations."""
     evaluation = build_evaluation_assets(settings)
     return Definitions(
-        assets=[raw_survey, survey_tiles, manual_labels, *build_training_assets(settings), evaluation[0]],
+        assets=[raw_survey, survey_tiles, manual_labels, *build_training_assets(settings), evaluation[0], evaluation[2]],
         asset_checks=[evaluation[1]],
         jobs=build_jobs(model_partitions(settings)),
         resources={

@@ -8,14 +8,14 @@ from dagster import (
     MaterializeResult, MetadataValue, asset, asset_check,
 )
 
-from landslide_pipeline.defs.resources import DataStore
+from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.training_assets import LABEL_SOURCE
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.schemas import EvaluationTable
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.dataset import TrainingSet
-from landslide_pipeline.training.evaluate import evaluate_fold_model, summarise_by_architecture
+from landslide_pipeline.training.evaluate import evaluate_fold_model, pick_champion, summarise_by_architecture
 
 TABLE = "evaluation.parquet"
 
@@ -25,7 +25,8 @@ def read_evaluation_table(layout: DataLayout) -> pd.DataFrame:
 
 
 def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition | AssetChecksDefinition]:
-    """The evaluation table over every architecture x fold, and its blocking schema check."""
+    """The evaluation table over every architecture x fold, its blocking schema check, and the
+    champion model registered from it."""
 
     @asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=["trained_model", "training_set"],
            code_version="1")
@@ -69,4 +70,18 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         return AssetCheckResult(passed=not missing, metadata={
             "rows": len(table), "missing": ", ".join(f"{a}|{f}" for a, f in sorted(missing)) or "none"})
 
-    return [evaluation_table, evaluation_table_schema]
+    @asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation_table], code_version="1")
+    def champion_model(context: AssetExecutionContext, data_store: DataStore,
+                       mlflow_tracking: MlflowTracking) -> MaterializeResult:
+        """The fold model with the best validation F1 (kappa breaks ties), registered in MLflow
+        and given the alias ``champion``: load it with ``models:/landslide-segmenter@champion``."""
+        table = read_evaluation_table(data_store.layout)
+        best = pick_champion(table)
+        tags = {"architecture": best["architecture"], "fold": str(best["fold"]), "f1": f"{best['f1']:.4f}",
+                "kappa": f"{best['kappa']:.4f}", "label_source": best["label_source"],
+                "dagster.run_id": context.run_id}
+        version, uri = mlflow_tracking.register_champion(best["mlflow_run_id"], tags)
+        context.log.info(f"champion: {best['architecture']} fold {best['fold']} (F1 {best['f1']:.3f}) -> {uri} v{version}")
+        return MaterializeResult(metadata={**tags, "version": version, "model_uri": uri})
+
+    return [evaluation_table, evaluation_table_schema, champion_model]

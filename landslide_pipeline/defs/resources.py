@@ -9,10 +9,13 @@ import mlflow
 import numpy as np
 import torch
 from dagster import ConfigurableResource
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
 
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.training.loop import EpochReport
+
+CHAMPION_ALIAS = "champion"
 
 
 class DataStore(ConfigurableResource):
@@ -35,6 +38,7 @@ class MlflowTracking(ConfigurableResource):
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     artifact_root: str = "mlruns/artifacts"
     experiment_name: str = "landslide-pipeline"
+    registered_model_name: str = "landslide-segmenter"
 
     def resolved_tracking_uri(self) -> str:
         prefix = "sqlite:///"
@@ -90,13 +94,33 @@ class MlflowTracking(ConfigurableResource):
         }, step=report.epoch)
 
     @staticmethod
-    def log_model(model: torch.nn.Module, example: np.ndarray) -> str:
-        """Logs the model (torch.export format) with its signature and an input example."""
+    def log_model(model: torch.nn.Module, example: np.ndarray, model_dir: Path) -> str:
+        """Logs the model in torch.export format, with a signature whose batch, height and width
+        are free (so the registered model maps any scene window whose sides are multiples of 32)
+        and an input example; the state dict and its JSON description go beside it under
+        ``weights/`` so the exact model can also be rebuilt from the registry by name."""
         model = model.cpu().eval()
-        with torch.inference_mode():
-            output = model(torch.from_numpy(example)).numpy()
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, example.shape[1], -1, -1))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, model(torch.from_numpy(example)).shape[1], -1, -1))]),
+        )
         # Explicit requirements: inferring them costs seconds per model and trips on "+cpu" builds.
         requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
-        info = mlflow.pytorch.log_model(model, name="model", input_example=example, pip_requirements=requirements,
-                                        signature=infer_signature(example, output))
+        # A batch of at least 2 keeps the exported batch dimension dynamic (1 is specialised).
+        example = np.concatenate([example, example])[: max(2, len(example))]
+        info = mlflow.pytorch.log_model(model, name="model", input_example=example, signature=signature,
+                                        pip_requirements=requirements)
+        mlflow.log_artifacts(str(model_dir), artifact_path="weights")
         return info.model_uri
+
+    def register_champion(self, run_id: str, tags: dict[str, str]) -> tuple[str, str]:
+        """Registers a run's model and points the ``champion`` alias at the new version.
+
+        Returns:
+            The version number and the ``models:/<name>@champion`` URI.
+        """
+        mlflow.set_tracking_uri(self.resolved_tracking_uri())
+        version = mlflow.register_model(f"runs:/{run_id}/model", self.registered_model_name, tags=tags)
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS, version.version)
+        return version.version, f"models:/{self.registered_model_name}@{CHAMPION_ALIAS}"

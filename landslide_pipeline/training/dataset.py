@@ -1,6 +1,7 @@
 """The training set: labelled tiles as arrays, their folds, and augmented copies.
 
-Augmented copies carry the fold of the tile they come from. A fold's model trains on every
+Augmented copies carry the fold of the tile they come from; tiles of the held-out test split
+(fold -1) are never augmented, trained on, or used for model selection. A fold's model trains on every
 sample of the other folds (augmented ones included) and is validated on the original tiles of
 its own fold only, so no augmented twin of a validation tile is ever trained on.
 """
@@ -15,8 +16,9 @@ import numpy as np
 import pandas as pd
 import rasterio
 
-from landslide_pipeline.training.augment import choose_transforms, dihedral
-from landslide_pipeline.training.features import band_names, tile_features
+from landslide_pipeline.training.augment import AugmentationSpec, augment_tile, choose_transforms
+from landslide_pipeline.training.folds import TEST_FOLD
+from landslide_pipeline.training.features import TERRAIN_BANDS, band_names, tile_features
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,15 @@ class TrainingSet:
         return self.tiles["fold"].to_numpy()[self.tile]
 
     def split(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sample indices to train on and to validate on for ``fold``."""
-        in_fold = self.fold == fold
-        return np.flatnonzero(~in_fold), np.flatnonzero(in_fold & ~self.augmented)
+        """Sample indices to train on (other folds, augmented copies included) and to validate
+        on (this fold's original tiles) for ``fold``; test tiles are in neither."""
+        folds = self.fold
+        train = (folds != fold) & (folds != TEST_FOLD)
+        return np.flatnonzero(train), np.flatnonzero((folds == fold) & ~self.augmented)
+
+    def test_indices(self) -> np.ndarray:
+        """Original tiles of the held-out test split, never trained or selected on."""
+        return np.flatnonzero((self.fold == TEST_FOLD) & ~self.augmented)
 
     def save(self, directory: Path) -> None:
         """Writes ``samples.npz`` (no pickled objects) and ``folds.parquet``."""
@@ -81,15 +89,16 @@ def load_tile(survey: LabelledSurvey, tile_id: str, use_terrain: bool) -> tuple[
     return tile_features(image, terrain), mask
 
 
-def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, augment_factor: int,
+def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, augmentation: AugmentationSpec,
                        seed: int, use_terrain: bool) -> TrainingSet:
-    """Loads every labelled tile and adds ``augment_factor - 1`` dihedral copies of each.
+    """Loads every labelled tile and adds ``augmentation.factor - 1`` augmented copies of each
+    tile that is not in the held-out test split (fold -1).
 
     Args:
         surveys: The labelled surveys.
         folds: One row per tile (survey_id, tile_id, fold, ...), as made by ``assign_folds``.
-        augment_factor: Total samples per tile (1 = no augmentation, up to 8).
-        seed: Seed of the transform choice.
+        augmentation: How many copies and how strong.
+        seed: Seed of the augmentation; copy j of tile i draws from ``(seed, i, j)``.
         use_terrain: Add the DEM-derived slope band.
     """
     by_id = {s.tiles["survey_id"].iloc[0]: s for s in surveys}
@@ -98,15 +107,17 @@ def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, augme
         x, y = load_tile(by_id[row.survey_id], row.tile_id, use_terrain)
         xs.append(x)
         ys.append(y)
-    transforms = choose_transforms(len(xs), augment_factor, seed)
+    bands = band_names(xs[0].shape[0] - int(use_terrain), use_terrain)
+    image_bands = sum(b not in TERRAIN_BANDS for b in bands)
+    symmetries = choose_transforms(len(xs), augmentation.factor, seed)
     x_all, y_all, tile, augmented = list(xs), list(ys), list(range(len(xs))), [False] * len(xs)
-    for i, ks in enumerate(transforms):
-        for k in ks:
-            x_all.append(dihedral(xs[i], int(k)))
-            y_all.append(dihedral(ys[i], int(k)))
-            tile.append(i)
+    for i in np.flatnonzero(folds["fold"].to_numpy() >= 0):
+        for j, k in enumerate(symmetries[i]):
+            rng = np.random.default_rng([seed, int(i), j])
+            x, y = augment_tile(xs[i], ys[i], int(k), augmentation, image_bands, rng)
+            x_all.append(x)
+            y_all.append(y)
+            tile.append(int(i))
             augmented.append(True)
-    n_image_bands = xs[0].shape[0] - int(use_terrain)
     return TrainingSet(x=np.stack(x_all), y=np.stack(y_all).astype(np.uint8), tile=np.array(tile),
-                       augmented=np.array(augmented), tiles=folds.reset_index(drop=True),
-                       bands=band_names(n_image_bands, use_terrain))
+                       augmented=np.array(augmented), tiles=folds.reset_index(drop=True), bands=bands)

@@ -39,3 +39,9 @@ def summarise_by_architecture(table: pd.DataFrame) -> pd.DataFrame:
     summary = table.groupby("architecture")[scores].agg(["mean", "std"])
     summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
     return summary.reset_index()
+
+
+def pick_champion(table: pd.DataFrame) -> dict[str, Any]:
+    """The evaluation row with the highest F1, then kappa, then the lowest architecture/fold."""
+    ranked = table.sort_values(["f1", "kappa", "architecture", "fold"], ascending=[False, False, True, True])
+    return ranked.iloc[0].to_dict()

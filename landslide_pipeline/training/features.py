@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 SLOPE_SCALE_DEG = 90.0
+#: Band names that hold terrain, not image, values: never colour-jittered.
+TERRAIN_BANDS = frozenset({"slope", "elevation", "hillshade", "relief"})
 
 
 def scale_image(image: np.ndarray) -> np.ndarray:

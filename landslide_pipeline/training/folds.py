@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 FoldStrategy = Literal["random", "spatial"]
+#: Fold number of the held-out test split.
+TEST_FOLD = -1
 
 
 def tile_groups(tiles: pd.DataFrame, strategy: FoldStrategy, block_px: int) -> pd.Series:
@@ -35,8 +37,13 @@ def assign_folds(
     seed: int = 0,
     strategy: FoldStrategy = "spatial",
     block_px: int = 256,
+    test_fraction: float = 0.0,
 ) -> pd.DataFrame:
     """Assigns every tile to one of ``n_folds`` folds, keeping groups whole and folds balanced.
+
+    First, when ``test_fraction`` > 0, that share of the groups with landslides and of the groups
+    without (rounded, at least one group when any is asked) is held out as the test split, fold
+    ``TEST_FOLD`` (-1), chosen at random with ``seed``; it never takes the groups the folds need.
 
     Folds are stratified: groups that hold landslide pixels are dealt out first, largest
     landslide area first, each to the fold with the least landslide area so far; then the groups
@@ -51,6 +58,7 @@ def assign_folds(
         seed: Seed of the shuffle.
         strategy: "random" (tile by tile) or "spatial" (blocks of neighbouring tiles).
         block_px: Side of a spatial block in pixels.
+        test_fraction: Share of groups held out as the test split (0 for none).
 
     Returns:
         A copy of ``tiles`` with ``group`` and ``fold`` columns.
@@ -68,8 +76,9 @@ def assign_folds(
             "smaller blocks, or more data"
         )
     stats = stats.iloc[np.random.default_rng(seed).permutation(len(stats))]
+    fold_of_group = {group: TEST_FOLD for group in _test_groups(stats, n_folds, test_fraction)}
+    stats = stats.drop(index=list(fold_of_group))
     tile_load, landslide_load = np.zeros(n_folds), np.zeros(n_folds)
-    fold_of_group: dict[str, int] = {}
     with_landslides = stats[stats["landslide"] > 0].sort_values("landslide", ascending=False, kind="stable")
     without = stats[stats["landslide"] <= 0].sort_values("tiles", ascending=False, kind="stable")
     for group, row in with_landslides.iterrows():
@@ -82,3 +91,21 @@ def assign_folds(
         fold_of_group[group] = fold
         tile_load[fold] += row["tiles"]
     return tiles.assign(group=groups.to_numpy(), fold=groups.map(fold_of_group).astype(int).to_numpy())
+
+
+def _test_groups(stats: pd.DataFrame, n_folds: int, test_fraction: float) -> list[str]:
+    """The groups held out for testing: a share of those with and of those without landslides."""
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    if test_fraction == 0:
+        return []
+    positive = stats[stats["landslide"] > 0]
+    negative = stats[stats["landslide"] <= 0]
+    chosen: list[str] = []
+    # Every fold needs a group with landslides, so the test split may take only the spare ones.
+    for part, spare in ((positive, len(positive) - n_folds), (negative, len(negative))):
+        wanted = max(1, round(test_fraction * len(part))) if len(part) else 0
+        chosen += list(part.index[: max(0, min(wanted, spare))])
+    if len(stats) - len(chosen) < n_folds:
+        raise ValueError(f"{len(stats)} groups cannot make {n_folds} folds and a test split; lower test_fraction")
+    return chosen

@@ -1,30 +1,33 @@
-"""The one training loop every architecture goes through."""
+"""The one training loop every architecture goes through.
+
+Each epoch ends with a checkpoint (model, optimiser, scheduler, random-number state, best
+weights so far, history) when a checkpoint path is given; a later call with the same path resumes
+after the last completed epoch and, the random state being restored, reaches the same weights as
+an uninterrupted run.
+"""
 
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from landslide_pipeline.metrics import ConfusionCounts, confusion_counts, segmentation_metrics
-
-LossName = Literal["ce", "weighted_ce"]
+from landslide_pipeline.nn import create_model
+from landslide_pipeline.training.losses import LossName, make_loss
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Optimiser and schedule: Adam with step decay (lr x gamma every step_size epochs).
-
-    ``weighted_ce`` weights each class by the inverse square root of its pixel frequency in the
-    training samples: landslides are a few percent of the pixels, and unweighted cross-entropy
-    then learns to predict background everywhere; the square root keeps the weight moderate.
-    """
+    """Optimiser, schedule and loss: Adam with step decay (lr x gamma every step_size epochs)."""
 
     epochs: int = 10
     batch_size: int = 8
@@ -54,6 +57,19 @@ class TrainingResult:
     best_val_f1: float
     seconds: float
     history: list[EpochReport] = field(default_factory=list)
+    resumed_from_epoch: int = 0
+
+
+@dataclass
+class _State:
+    """Everything an interrupted run needs to continue."""
+
+    model: nn.Module
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator
+    result: TrainingResult
+    best_state: dict[str, torch.Tensor] | None = None
 
 
 def pick_device() -> torch.device:
@@ -61,10 +77,10 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def class_weights(y: np.ndarray, num_classes: int = 2) -> torch.Tensor:
-    counts = np.bincount(y.ravel(), minlength=num_classes).astype(np.float64)
-    weights = 1.0 / np.sqrt(np.maximum(counts, 1.0) / counts.sum())
-    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+def init_model(architecture: str, in_channels: int, width: float, seed: int, num_classes: int = 2) -> nn.Module:
+    """A registry model whose initial weights depend only on ``seed``."""
+    torch.manual_seed(seed)
+    return create_model(architecture, in_channels, num_classes, width=width)
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[np.ndarray]:
@@ -83,6 +99,7 @@ def train_segmentation(
     config: TrainingConfig,
     device: torch.device | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> TrainingResult:
     """Trains ``model`` in place and leaves it holding the weights of its best validation-F1 epoch.
 
@@ -93,37 +110,72 @@ def train_segmentation(
         config: Optimiser, schedule, loss and seed.
         device: Where to train; ``pick_device()`` when None.
         on_epoch: Called with each epoch's report (progress logging).
+        checkpoint: File to save after every epoch and to resume from if it exists.
     """
     torch.manual_seed(config.seed)
     device = device or pick_device()
     model.to(device, memory_format=torch.channels_last)
-    weights = class_weights(train[1]) if config.loss == "weighted_ce" else None
-    criterion = nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None)
+    criterion = make_loss(config.loss, train[1]).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=config.step_size, gamma=config.gamma)
-    generator = torch.Generator().manual_seed(config.seed)
-    result = TrainingResult(best_epoch=0, best_val_f1=-1.0, seconds=0.0)
-    best_state: dict[str, torch.Tensor] | None = None
-    start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        report = _run_epoch(model, train, val, config, criterion, optimiser, device, generator, epoch)
-        scheduler.step()
-        result.history.append(report)
-        if report.val_f1 > result.best_val_f1:
-            result.best_epoch, result.best_val_f1 = epoch, report.val_f1
-            best_state = copy.deepcopy(model.state_dict())
+    state = _State(model, optimiser, torch.optim.lr_scheduler.StepLR(optimiser, config.step_size, config.gamma),
+                   torch.Generator().manual_seed(config.seed), TrainingResult(0, -1.0, 0.0))
+    if checkpoint is not None and checkpoint.is_file():
+        _restore(state, checkpoint, device)
+    start = time.perf_counter() - state.result.seconds
+    for epoch in range(len(state.result.history) + 1, config.epochs + 1):
+        report = _run_epoch(model, train, val, config, criterion, optimiser, device, state.generator, epoch)
+        state.scheduler.step()
+        _record(state, report)
+        state.result.seconds = time.perf_counter() - start
+        if checkpoint is not None:
+            _save(state, checkpoint)
         if on_epoch is not None:
             on_epoch(report)
-    result.seconds = time.perf_counter() - start
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return result
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    return state.result
+
+
+def _record(state: _State, report: EpochReport) -> None:
+    state.result.history.append(report)
+    if report.val_f1 > state.result.best_val_f1:
+        state.result.best_epoch, state.result.best_val_f1 = report.epoch, report.val_f1
+        state.best_state = copy.deepcopy(state.model.state_dict())
+
+
+def _save(state: _State, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {
+        "model": state.model.state_dict(), "optimiser": state.optimiser.state_dict(),
+        "scheduler": state.scheduler.state_dict(), "generator": state.generator.get_state(),
+        "torch_rng": torch.get_rng_state(), "best_state": state.best_state,
+        "history": [asdict(r) for r in state.result.history], "seconds": state.result.seconds,
+    }
+    staging = path.with_suffix(".tmp")
+    torch.save(payload, staging)
+    os.replace(staging, path)
+
+
+def _restore(state: _State, path: Path, device: torch.device) -> None:
+    payload = torch.load(path, map_location=device, weights_only=True)
+    state.model.load_state_dict(payload["model"])
+    state.optimiser.load_state_dict(payload["optimiser"])
+    state.scheduler.load_state_dict(payload["scheduler"])
+    state.generator.set_state(payload["generator"])
+    torch.set_rng_state(payload["torch_rng"])
+    state.best_state = payload["best_state"]
+    for report in (EpochReport(**r) for r in payload["history"]):
+        state.result.history.append(report)
+        if report.val_f1 > state.result.best_val_f1:
+            state.result.best_epoch, state.result.best_val_f1 = report.epoch, report.val_f1
+    state.result.seconds = payload["seconds"]
+    state.result.resumed_from_epoch = len(state.result.history)
 
 
 def _run_epoch(model, train, val, config, criterion, optimiser, device, generator, epoch) -> EpochReport:
     start = time.perf_counter()
     model.train()
-    total_loss = 0.0
+    total_loss, seen = 0.0, 0
     x, y = train
     for idx in _batches(len(x), config.batch_size, generator):
         if len(idx) < 2:
@@ -134,13 +186,14 @@ def _run_epoch(model, train, val, config, criterion, optimiser, device, generato
         loss.backward()
         optimiser.step()
         total_loss += float(loss) * len(idx)
+        seen += len(idx)
     train_seconds = time.perf_counter() - start
     val_loss, counts = evaluate(model, val, criterion, config.batch_size, device)
     scores = segmentation_metrics(counts)
     return EpochReport(
-        epoch=epoch, train_loss=total_loss / len(x), val_loss=val_loss,
+        epoch=epoch, train_loss=total_loss / max(seen, 1), val_loss=val_loss,
         val_precision=scores["precision"], val_recall=scores["recall"], val_f1=scores["f1"],
-        learning_rate=optimiser.param_groups[0]["lr"], images_per_second=len(x) / train_seconds,
+        learning_rate=optimiser.param_groups[0]["lr"], images_per_second=seen / train_seconds,
         seconds=time.perf_counter() - start,
     )
 

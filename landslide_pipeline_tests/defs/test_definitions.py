@@ -11,13 +11,15 @@ def test_project_definitions_load_with_every_asset_and_lineage():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model", "evaluation_table"}
+    assert keys == {"raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model",
+                    "evaluation_table", "champion_model"}
     parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in keys}
     assert parents["survey_tiles"] == {"raw_survey"}
     assert parents["manual_labels"] == {"survey_tiles"}
     assert parents["training_set"] == {"manual_labels"}
     assert parents["trained_model"] == {"training_set"}
     assert parents["evaluation_table"] == {"trained_model", "training_set"}
+    assert parents["champion_model"] == {"evaluation_table"}
     check = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey("evaluation_table"), "evaluation_table_schema"))
     assert check.blocking
 

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from landslide_pipeline.training.folds import assign_folds
+from landslide_pipeline.training.folds import TEST_FOLD, assign_folds
 
 
 def grid_tiles(n_side: int, tile: int = 64, survey: str = "s") -> pd.DataFrame:
@@ -61,3 +61,22 @@ def test_folds_are_stratified_so_every_fold_holds_landslides():
         assert (folds.groupby("fold")["landslide_fraction"].sum() > 0).all()
         sizes = folds["fold"].value_counts()
         assert sizes.max() - sizes.min() <= 8
+
+
+def test_test_split_holds_out_whole_groups_with_and_without_landslides():
+    tiles = grid_tiles(8).assign(landslide_fraction=0.0)
+    tiles.loc[(tiles["row_off"] < 256) & (tiles["col_off"] < 320), "landslide_fraction"] = 0.2
+    folds = assign_folds(tiles, n_folds=3, seed=0, strategy="spatial", block_px=128, test_fraction=0.2)
+    test = folds[folds["fold"] == TEST_FOLD]
+    assert test["group"].nunique() == 1 + 2  # 20 % of 6 landslide blocks, 20 % of 10 others
+    assert test["landslide_fraction"].sum() > 0
+    assert not set(test["group"]) & set(folds.loc[folds["fold"] >= 0, "group"])
+    assert (folds[folds["fold"] >= 0].groupby("fold")["landslide_fraction"].sum() > 0).all()
+
+
+def test_test_split_never_starves_the_folds():
+    tiles = grid_tiles(4).assign(landslide_fraction=0.0)
+    tiles.loc[tiles["row_off"] < 128, "landslide_fraction"] = 0.1  # 2 landslide blocks
+    folds = assign_folds(tiles, n_folds=2, seed=0, strategy="spatial", block_px=128, test_fraction=0.5)
+    assert set(folds["fold"]) == {TEST_FOLD, 0, 1}
+    assert folds.loc[folds["fold"] == TEST_FOLD, "landslide_fraction"].sum() == 0
