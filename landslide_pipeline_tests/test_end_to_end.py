@@ -85,6 +85,8 @@ def test_mlflow_holds_a_child_run_per_fold_with_dagster_tags_and_a_model(chain):
     assert set(children["tags.dagster.asset_key"]) == {"trained_model"}
     assert set(children["tags.dagster.partition"]) == {"unet|0", "unet|1"}
     assert children["tags.mlflow.parentRunId"].nunique() == 1
+    parent = runs[runs["run_id"] == children["tags.mlflow.parentRunId"].iloc[0]].iloc[0]
+    assert parent["tags.architecture"] == "unet" and parent["tags.dagster.partition"] is None
     history = mlflow.MlflowClient().get_metric_history(children["run_id"].iloc[0], "val_f1")
     assert [m.step for m in history] == list(range(1, 9))
     table = read_evaluation_table(chain["layout"])

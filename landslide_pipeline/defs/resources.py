@@ -16,6 +16,8 @@ from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.training.loop import EpochReport
 
 CHAMPION_ALIAS = "champion"
+#: Tags that describe one fold's run, not the cross-validation as a whole.
+PER_FOLD_TAGS = frozenset({"dagster.run_id", "dagster.partition", "fold"})
 
 
 class DataStore(ConfigurableResource):
@@ -65,7 +67,8 @@ class MlflowTracking(ConfigurableResource):
         if found:
             return found[0].info.run_id
         client = mlflow.MlflowClient()
-        run = client.create_run(experiment_id, run_name=run_name, tags={**tags, "landslide.cv_group": group})
+        shared = {k: v for k, v in tags.items() if k not in PER_FOLD_TAGS}
+        run = client.create_run(experiment_id, run_name=run_name, tags={**shared, "landslide.cv_group": group})
         client.set_terminated(run.info.run_id)
         return run.info.run_id
 
