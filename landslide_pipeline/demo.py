@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     run_chain(defs, settings, DagsterInstance.get(), [DEMO_SURVEY], config,
               on_step=lambda name, s: print(f"[demo] {name}: {s:.1f} s", flush=True))
     table = read_evaluation_table(layout)
-    print("\nEvaluation (landslide class, each fold model on its validation fold):")
+    print("\nEvaluation (landslide class; each fold model on its validation fold and on the held-out test tiles):")
     print(table.drop(columns=["mlflow_run_id", "label_source"]).to_string(index=False, float_format="%.3f"))
     print("\nMean over folds:")
     print(summarise_by_architecture(table).to_string(index=False, float_format="%.3f"))

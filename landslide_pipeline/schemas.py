@@ -39,10 +39,12 @@ _unit = dict(ge=0.0, le=1.0)
 
 
 class EvaluationTable(pa.DataFrameModel):
-    """Landslide-class scores of each architecture x fold model on its validation fold."""
+    """Landslide-class scores of each architecture x fold model on its validation fold and on the
+    held-out test split."""
 
     architecture: Series[str]
     fold: Series[int] = pa.Field(ge=0)
+    split: Series[str] = pa.Field(isin=["validation", "test"])
     label_source: Series[str]
     n_tiles: Series[int] = pa.Field(gt=0)
     tp: Series[int] = pa.Field(ge=0)
@@ -62,11 +64,11 @@ class EvaluationTable(pa.DataFrameModel):
 
     class Config:
         strict = True
-        unique = ["architecture", "fold"]
+        unique = ["architecture", "fold", "split"]
 
-    @pa.dataframe_check(error="every architecture must have the same, complete set of folds 0..k-1")
+    @pa.dataframe_check(error="every architecture and split must have the same, complete set of folds 0..k-1")
     def every_fold_present(cls, df: pd.DataFrame) -> bool:
-        if df.empty:
+        if df.empty or not (df["split"] == "validation").any():
             return False
         expected = set(range(int(df["fold"].max()) + 1))
-        return all(set(folds) == expected for folds in df.groupby("architecture")["fold"].agg(list))
+        return all(set(folds) == expected for folds in df.groupby(["architecture", "split"])["fold"].agg(list))

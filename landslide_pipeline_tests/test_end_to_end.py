@@ -45,14 +45,16 @@ def test_every_asset_is_materialized(chain):
 def test_evaluation_table_is_valid_and_its_blocking_check_passed(chain):
     table = read_evaluation_table(chain["layout"])
     EvaluationTable.validate(table, lazy=True)
-    assert sorted(table["fold"]) == [0, 1]
+    assert sorted(zip(table["split"], table["fold"])) == [("test", 0), ("test", 1), ("validation", 0), ("validation", 1)]
     checks = chain["results"][-1].get_asset_check_evaluations()
     assert [c.check_name for c in checks] == ["evaluation_table_schema"]
     assert checks[0].passed
 
 
-def test_trained_model_beats_trivial_predictors(chain):
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_trained_model_beats_trivial_predictors(chain, split):
     table = read_evaluation_table(chain["layout"])
+    table = table[table["split"] == split]
     counts = table[["tp", "fp", "fn", "tn"]].sum()
     prevalence = (counts.tp + counts.fn) / counts.sum()
     all_landslide_f1 = 2 * prevalence / (1 + prevalence)
@@ -97,7 +99,8 @@ def test_champion_is_registered_and_reloads_for_any_window_size(chain):
     mlflow.set_tracking_uri(chain["tracking_uri"])
     table = read_evaluation_table(chain["layout"])
     version = mlflow.MlflowClient().get_model_version_by_alias("landslide-segmenter", "champion")
-    assert version.run_id == table.loc[table["f1"].idxmax(), "mlflow_run_id"]
+    validation = table[table["split"] == "validation"]
+    assert version.run_id == validation.loc[validation["f1"].idxmax(), "mlflow_run_id"]
     model = mlflow.pytorch.load_model("models:/landslide-segmenter@champion")
     logits = model(torch.rand(3, 4, 96, 160))
     assert tuple(logits.shape) == (3, 2, 96, 160)

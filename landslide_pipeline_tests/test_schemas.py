@@ -6,17 +6,24 @@ from landslide_pipeline.schemas import EvaluationTable
 
 
 def row(arch: str, fold: int, **over) -> dict:
-    base = dict(architecture=arch, fold=fold, label_source="manual", n_tiles=4, tp=10, fp=2, fn=3, tn=85,
+    base = dict(architecture=arch, fold=fold, split="validation", label_source="manual", n_tiles=4, tp=10, fp=2, fn=3, tn=85,
                 precision=0.83, recall=0.77, f1=0.8, iou=0.67, accuracy=0.95, kappa=0.77, best_epoch=3,
                 train_seconds=12.0, parameters=1000, mlflow_run_id="abc")
     return {**base, **over}
 
 
 def test_a_complete_table_passes():
-    EvaluationTable.validate(pd.DataFrame([row(a, f) for a in ("unet", "linknet") for f in range(3)]))
+    rows = [row(a, f, split=s) for a in ("unet", "linknet") for f in range(3) for s in ("validation", "test")]
+    EvaluationTable.validate(pd.DataFrame(rows))
 
 
-@pytest.mark.parametrize("bad", [dict(f1=1.2), dict(kappa=-1.5), dict(precision=-0.1), dict(tp=-1)])
+def test_a_test_split_missing_a_fold_fails():
+    rows = [row("unet", f) for f in range(3)] + [row("unet", 0, split="test")]
+    with pytest.raises(pa.errors.SchemaError, match="every architecture"):
+        EvaluationTable.validate(pd.DataFrame(rows))
+
+
+@pytest.mark.parametrize("bad", [dict(f1=1.2), dict(kappa=-1.5), dict(precision=-0.1), dict(tp=-1), dict(split="train")])
 def test_out_of_range_scores_fail(bad):
     table = pd.DataFrame([row("unet", 0, **bad), row("unet", 1)])
     with pytest.raises(pa.errors.SchemaErrors):

@@ -32,7 +32,8 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
            code_version="1")
     def evaluation_table(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
         """Precision, recall, F1, IoU, accuracy and kappa of the landslide class per architecture x
-        fold, from confusion counts summed over all pixels of the fold's validation tiles."""
+        fold x split: each fold model on its fold's validation tiles and on the held-out test
+        tiles, from confusion counts summed over all pixels of the split."""
         layout = data_store.layout
         samples = TrainingSet.load(layout.training_set(LABEL_SOURCE))
         rows = []
@@ -42,7 +43,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
                 if not model_dir.is_dir():
                     raise FileNotFoundError(f"{model_dir}: no trained model; materialize trained_model "
                                             f"partition {architecture}|{fold} first")
-                rows.append(evaluate_fold_model(model_dir, samples))
+                rows.extend(evaluate_fold_model(model_dir, samples))
         table = pd.DataFrame(rows)
         with atomic_directory(layout.evaluation) as staging:
             table.to_parquet(staging / TABLE, index=False)
@@ -52,7 +53,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         return MaterializeResult(metadata={
             "table": MetadataValue.md(table.drop(columns=["mlflow_run_id"]).to_markdown(index=False, floatfmt=".3f")),
             "summary": MetadataValue.md(summary.to_markdown(index=False, floatfmt=".3f")),
-            "mean_f1": float(table["f1"].mean()),
+            "mean_validation_f1": float(table.loc[table["split"] == "validation", "f1"].mean()),
             "path": MetadataValue.path(str(layout.evaluation / TABLE)),
         })
 
@@ -66,7 +67,8 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
             return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata={
                 "failures": MetadataValue.md(err.failure_cases.head(50).to_markdown(index=False))})
         expected = {(a, f) for a in settings.architectures for f in range(settings.n_folds)}
-        missing = expected - set(zip(table["architecture"], table["fold"]))
+        validation = table[table["split"] == "validation"]
+        missing = expected - set(zip(validation["architecture"], validation["fold"]))
         return AssetCheckResult(passed=not missing, metadata={
             "rows": len(table), "missing": ", ".join(f"{a}|{f}" for a, f in sorted(missing)) or "none"})
 
