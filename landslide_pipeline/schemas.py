@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
 
 class TileIndex(pa.DataFrameModel):
-    """One row per tile of a survey (geometry column checked by geopandas, not here)."""
+    """One row per tile of a survey (geometry column checked by geopandas, not here).
+
+    Tiles of a pre-cut data set have no place in a scene: ``row_off = col_off = -1``, and the
+    optional ``source``, ``source_row_off`` and ``source_col_off`` say which data set tile, and
+    where in it, a tile was cut from. A label table adds ``landslide_fraction``.
+    """
 
     survey_id: Series[str]
-    tile_id: Series[str] = pa.Field(str_matches=r"^r\d{6}_c\d{6}$")
-    row_off: Series[int] = pa.Field(ge=0)
-    col_off: Series[int] = pa.Field(ge=0)
+    tile_id: Series[str] = pa.Field(str_matches=r"^[A-Za-z0-9_.-]+$")
+    row_off: Series[int] = pa.Field(ge=-1)
+    col_off: Series[int] = pa.Field(ge=-1)
     height: Series[int] = pa.Field(gt=0)
     width: Series[int] = pa.Field(gt=0)
     nodata_fraction: Series[float] = pa.Field(ge=0, le=1)
+    source: Optional[Series[str]]
+    source_row_off: Optional[Series[int]] = pa.Field(ge=0)
+    source_col_off: Optional[Series[int]] = pa.Field(ge=0)
+    landslide_fraction: Optional[Series[float]] = pa.Field(ge=0, le=1)
 
     class Config:
         unique = ["survey_id", "tile_id"]
+
+    @pa.dataframe_check(error="row_off and col_off must be both -1 (unplaced tile) or both >= 0")
+    def placed_or_not(cls, df: pd.DataFrame) -> pd.Series:
+        return (df["row_off"] < 0) == (df["col_off"] < 0)
 
 
 class FoldAssignment(pa.DataFrameModel):
@@ -72,3 +87,67 @@ class EvaluationTable(pa.DataFrameModel):
             return False
         expected = set(range(int(df["fold"].max()) + 1))
         return all(set(folds) == expected for folds in df.groupby(["architecture", "split"])["fold"].agg(list))
+
+
+class ObiaSegments(pa.DataFrameModel):
+    """Objects of the classified scale of object-oriented labelling, one row per segment.
+
+    Feature columns depend on the image's bands (``mean_<band>``, ``std_<band>``,
+    ``ratio_<band>``); terrain features are NaN without a DEM, texture where an object has no
+    pixel pair. The geometry column is checked by geopandas, not here.
+    """
+
+    segment_id: Series[int] = pa.Field(ge=0, unique=True)
+    scale: Series[float] = pa.Field(gt=0)
+    n_pixels: Series[int] = pa.Field(gt=0)
+    area_m2: Series[float] = pa.Field(gt=0)
+    brightness: Series[float] = pa.Field(ge=0, le=255)
+    std_bands: Series[float] = pa.Field(alias=r"^std_.+", regex=True, ge=0, nullable=True)
+    ratio_bands: Series[float] = pa.Field(alias=r"^ratio_.+", regex=True, ge=0, le=1)
+    vegetation: Series[float] = pa.Field(nullable=True)
+    glcm_contrast: Series[float] = pa.Field(ge=0, nullable=True)
+    glcm_homogeneity: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    glcm_entropy: Series[float] = pa.Field(ge=0, nullable=True)
+    compactness: Series[float] = pa.Field(gt=0, le=1)
+    elongation: Series[float] = pa.Field(ge=1)
+    mean_slope: Series[float] = pa.Field(ge=0, le=90, nullable=True)
+    relief: Series[float] = pa.Field(ge=0, nullable=True)
+    elevation_diff: Series[float] = pa.Field(nullable=True)
+    sample_fraction: Series[float] = pa.Field(ge=0, le=1, nullable=True)
+    label_class: Series[str] = pa.Field(alias="class")
+    landslide: Series[bool]
+
+
+class LabelAgreement(pa.DataFrameModel):
+    """Agreement of a label source with a reference per survey (landslide class, pixel counts)."""
+
+    survey_id: Series[str]
+    source: Series[str]
+    reference: Series[str]
+    n_tiles: Series[int] = pa.Field(gt=0)
+    tp: Series[int] = pa.Field(ge=0)
+    fp: Series[int] = pa.Field(ge=0)
+    fn: Series[int] = pa.Field(ge=0)
+    tn: Series[int] = pa.Field(ge=0)
+    precision: Series[float] = pa.Field(ge=0.0, le=1.0)
+    recall: Series[float] = pa.Field(ge=0.0, le=1.0)
+    f1: Series[float] = pa.Field(ge=0.0, le=1.0)
+    iou: Series[float] = pa.Field(ge=0.0, le=1.0)
+    accuracy: Series[float] = pa.Field(ge=0.0, le=1.0)
+    kappa: Series[float] = pa.Field(ge=-1.0, le=1.0)
+    source_fraction: Series[float] = pa.Field(ge=0.0, le=1.0)
+    reference_fraction: Series[float] = pa.Field(ge=0.0, le=1.0)
+
+    class Config:
+        strict = True
+        unique = ["survey_id", "source", "reference"]
+
+    @pa.dataframe_check(error="a source cannot be its own reference")
+    def distinct_sources(cls, df: pd.DataFrame) -> pd.Series:
+        return df["source"] != df["reference"]
+
+    @pa.dataframe_check(error="f1 must equal 2 tp / (2 tp + fp + fn) where that is defined")
+    def f1_matches_counts(cls, df: pd.DataFrame) -> pd.Series:
+        denominator = 2 * df["tp"] + df["fp"] + df["fn"]
+        expected = (2 * df["tp"] / denominator.where(denominator > 0)).fillna(df["f1"])
+        return (expected - df["f1"]).abs() < 1e-9

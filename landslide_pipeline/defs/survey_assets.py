@@ -1,13 +1,15 @@
 """Survey-level assets, one partition per survey: raw survey -> tiles -> manual labels."""
 
 import json
+from typing import Literal
 
 import geopandas as gpd
 from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult, MetadataValue, asset
+from pydantic import Field
 
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore
-from landslide_pipeline.geo.labels import read_label_polygons, write_label_masks
+from landslide_pipeline.geo.labels import drop_empty_tiles, has_labels, label_survey
 from landslide_pipeline.geo.survey import find_survey_files, inspect_survey, survey_fingerprint
 from landslide_pipeline.geo.tiling import TilingSpec, tile_survey
 from landslide_pipeline.schemas import TileIndex
@@ -16,12 +18,14 @@ from landslide_pipeline.storage import atomic_directory, atomic_file
 TILE_INDEX = "tiles.parquet"
 LABEL_INDEX = "labels.parquet"
 
-@asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff"}, code_version="1")
-def raw_survey(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
-    """The survey folder's files, validated: CRS, size, bands, resolution, DEM coverage, labels.
 
-    Its data version is a hash of the files' contents, so replacing a survey's files marks
-    exactly that survey's downstream partitions stale.
+@asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff"}, code_version="2")
+def raw_survey(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
+    """The survey's inputs, validated: a scene's CRS, size, bands, DEM coverage and labels, or
+    every image/mask pair of a pre-cut tile data set.
+
+    Its data version is a hash of the files' contents (survey.toml included), so replacing a
+    survey's files marks exactly that survey's downstream partitions stale.
     """
     layout = data_store.layout
     files = find_survey_files(layout.raw_survey(context.partition_key))
@@ -30,54 +34,72 @@ def raw_survey(context: AssetExecutionContext, data_store: DataStore) -> Materia
         tmp.write_text(json.dumps(metadata.to_dict(), indent=2))
     return MaterializeResult(
         metadata={**{k: str(v) for k, v in metadata.to_dict().items()},
-                  "path": MetadataValue.path(str(files.image.parent))},
+                  "path": MetadataValue.path(str(files.config.source))},
         data_version=DataVersion(survey_fingerprint(files)),
     )
 
-class TilingConfig(Config):
-    """Tile size and overlap; ``stride`` defaults to the tile size (no overlap)."""
 
-    tile_size: int = 128
-    stride: int | None = None
-    max_nodata_fraction: float = 0.5
+class TilingConfig(Config):
+    """Tile size, overlap, nodata filter and tile compression."""
+
+    tile_size: int = Field(128, description="Tile side in pixels, a multiple of 32.")
+    stride: int | None = Field(None, description="Step between tiles (<= tile_size); default tile_size.")
+    max_nodata_fraction: float = Field(0.5, description="Tiles with more nodata than this are skipped.")
+    compress: Literal["none", "deflate", "lzw", "zstd"] = Field(
+        "none", description="Tile GeoTIFF compression; 'none' is the fast path.")
+
 
 @asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff", "parquet"},
-       deps=[raw_survey], code_version="1")
+       deps=[raw_survey], code_version="2")
 def survey_tiles(context: AssetExecutionContext, config: TilingConfig, data_store: DataStore) -> MaterializeResult:
-    """GeoTIFF tiles of the image (and of DEM elevation + slope), with a GeoParquet tile index."""
+    """GeoTIFF tiles of the image (and of DEM terrain bands), with a GeoParquet tile index."""
     layout = data_store.layout
     survey_id = context.partition_key
-    spec = TilingSpec(config.tile_size, config.stride, config.max_nodata_fraction)
+    spec = TilingSpec(config.tile_size, config.stride, config.max_nodata_fraction, config.compress)
+    files = find_survey_files(layout.raw_survey(survey_id))
     with atomic_directory(layout.tiles(survey_id)) as staging:
-        index = tile_survey(survey_id, find_survey_files(layout.raw_survey(survey_id)), staging, spec)
+        index = tile_survey(survey_id, files, staging, spec)
         TileIndex.validate(index)
         index.to_parquet(staging / TILE_INDEX, index=False)
     return MaterializeResult(metadata={
-        "n_tiles": len(index), "tile_size": spec.tile_size, "stride": spec.step, "crs": str(index.crs),
+        "kind": files.kind, "n_tiles": len(index), "tile_size": spec.tile_size, "stride": spec.step,
+        "crs": str(index.crs), "nodata_fraction": float(index["nodata_fraction"].mean()),
         "path": MetadataValue.path(str(layout.tiles(survey_id))),
     })
 
-@asset(partitions_def=survey_partitions, group_name="labels", kinds={"geotiff", "parquet"},
-       deps=[survey_tiles], code_version="1")
-def manual_labels(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
-    """Hand-drawn landslide polygons rasterized onto every tile's grid (pixel centres inside).
 
-    A survey without ``landslides.gpkg`` is a survey to map, not to train on: it gets no label
-    masks and the training set leaves it out.
+class LabelConfig(Config):
+    """The empty-tile filter of the labelled set (1.0 keeps every tile without landslide)."""
+
+    min_landslide_fraction: float = Field(0.0, description="A tile with at most this landslide share is empty.")
+    keep_empty_fraction: float = Field(1.0, description="Share of empty tiles kept for training (seeded).")
+    seed: int = 0
+
+
+@asset(partitions_def=survey_partitions, group_name="labels", kinds={"geotiff", "parquet"},
+       deps=[survey_tiles], code_version="2")
+def manual_labels(context: AssetExecutionContext, config: LabelConfig, data_store: DataStore) -> MaterializeResult:
+    """Landslide masks on every tile's grid: a scene's polygons rasterized (pixel centres inside;
+    Labelme as Labelme draws), or a tile data set's masks decoded and cut like its images.
+
+    A survey without labels is a survey to map, not to train on: it gets no label masks and the
+    training set leaves it out.
     """
     layout = data_store.layout
     survey_id = context.partition_key
     files = find_survey_files(layout.raw_survey(survey_id))
-    if files.labels is None:
-        context.log.warning(f"survey {survey_id} has no landslides.gpkg: no manual labels")
+    if not has_labels(files):
+        context.log.warning(f"survey {survey_id} has no labels: no manual labels")
         return MaterializeResult(metadata={"labelled": False})
     index = gpd.read_parquet(layout.tiles(survey_id) / TILE_INDEX)
-    polygons = read_label_polygons(files.labels, index.crs)
     with atomic_directory(layout.labels("manual", survey_id)) as staging:
-        labelled = write_label_masks(index, polygons, staging)
+        labelled = label_survey(files, index, staging)
+        labelled = drop_empty_tiles(labelled, staging / "masks", config.min_landslide_fraction,
+                                    config.keep_empty_fraction, config.seed)
+        TileIndex.validate(labelled)
         labelled.to_parquet(staging / LABEL_INDEX, index=False)
     return MaterializeResult(metadata={
-        "labelled": True, "n_polygons": len(polygons), "n_tiles": len(labelled),
+        "labelled": True, "n_tiles": len(labelled), "dropped_empty_tiles": len(index) - len(labelled),
         "landslide_fraction": float(labelled["landslide_fraction"].mean()),
-        "tiles_with_landslides": int((labelled["landslide_fraction"] > 0).sum()),
+        "tiles_with_landslides": int((labelled["landslide_fraction"] > config.min_landslide_fraction).sum()),
     })

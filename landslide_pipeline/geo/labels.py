@@ -1,8 +1,12 @@
-"""Landslide polygons: reading, repairing, reprojecting, and burning them into tile masks.
+"""Landslide labels: reading, repairing, reprojecting, and burning them into tile masks.
 
-Rasterizing uses ``all_touched=False``: a pixel is landslide when its centre lies inside a
-polygon. ``all_touched=True`` would grow every landslide by up to one pixel all around, which at
-0.1-0.5 m pixels biases small landslides' area upwards and inflates recall.
+Vector labels (GeoPackage, GeoJSON, Shapefile) are rasterized with ``all_touched=False``: a pixel
+is landslide when its centre lies inside a polygon. ``all_touched=True`` would grow every
+landslide by up to one pixel all around, which at 0.1-0.5 m pixels biases small landslides' area
+upwards and inflates recall. Labelme JSON is drawn the way Labelme draws it (see ``geo.labelme``),
+so its masks match the ones Labelme exports. Invalid polygons are repaired with ``make_valid``
+(a self-intersecting ring becomes the areas it encloses); lines and points left over by the
+repair, and empty geometries, are dropped.
 """
 
 from __future__ import annotations
@@ -11,22 +15,38 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
+import pyogrio
 import rasterio
+from affine import Affine
 from rasterio.features import rasterize
 from shapely import make_valid
+from shapely.geometry.base import BaseGeometry
 
+from landslide_pipeline.datasets.precut import label_dataset
 from landslide_pipeline.geo.errors import SurveyInputError
+from landslide_pipeline.geo.labelme import LabelmeDocument, labelme_mask, read_labelme
+from landslide_pipeline.geo.mosaic import open_scene
+from landslide_pipeline.geo.survey import SurveyFiles
+from landslide_pipeline.geo.tile_writer import BackgroundWrites, TileProfile, TileWriter
+
+SceneLabels = gpd.GeoDataFrame | LabelmeDocument
 
 
-def read_label_polygons(path: Path, target_crs: str | rasterio.crs.CRS) -> gpd.GeoDataFrame:
+def read_label_polygons(path: Path, target_crs: str | rasterio.crs.CRS | None,
+                        layer: str | None = None) -> gpd.GeoDataFrame:
     """Reads landslide polygons, repairs invalid ones, drops empties, and reprojects them.
 
     Raises:
-        SurveyInputError: the file has no CRS or holds no polygon.
+        SurveyInputError: unreadable file, no CRS, or no polygon left after the repair.
     """
-    polygons = gpd.read_file(path)
+    try:
+        polygons = gpd.read_file(path, layer=layer)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as err:
+        raise SurveyInputError(path, f"cannot read vector labels ({err})") from err
     if polygons.crs is None:
         raise SurveyInputError(path, "labels have no CRS")
+    found = _describe(polygons.geometry)
     polygons = polygons[~(polygons.geometry.isna() | polygons.geometry.is_empty)].copy()
     invalid = ~polygons.geometry.is_valid
     if invalid.any():
@@ -34,11 +54,17 @@ def read_label_polygons(path: Path, target_crs: str | rasterio.crs.CRS) -> gpd.G
     polygons["geometry"] = polygons.geometry.apply(_polygonal_part)
     polygons = polygons[~polygons.geometry.is_empty]
     if polygons.empty:
-        raise SurveyInputError(path, "labels hold no valid polygon")
-    return polygons.to_crs(target_crs)
+        raise SurveyInputError(path, f"labels hold no valid polygon (found {found})")
+    return polygons.to_crs(target_crs) if target_crs is not None else polygons
 
 
-def _polygonal_part(geometry):
+def _describe(geometries: gpd.GeoSeries) -> str:
+    kinds = geometries.geom_type.fillna("no geometry").where(~geometries.is_empty, "empty")
+    counts = kinds.value_counts()
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "no feature"
+
+
+def _polygonal_part(geometry: BaseGeometry) -> BaseGeometry:
     """make_valid may return a collection with lines or points; only areas are landslides."""
     if geometry.geom_type in ("Polygon", "MultiPolygon"):
         return geometry
@@ -46,7 +72,15 @@ def _polygonal_part(geometry):
     return gpd.GeoSeries(parts).union_all() if parts else geometry.__class__()
 
 
-def rasterize_polygons(polygons: gpd.GeoSeries, transform, shape: tuple[int, int]) -> np.ndarray:
+def read_scene_labels(files: SurveyFiles, crs: rasterio.crs.CRS | None) -> SceneLabels:
+    """A scene's labels: polygons in ``crs``, or a Labelme document in pixel coordinates."""
+    settings = files.config.labels
+    if files.labels_format == "labelme":
+        return read_labelme(files.labels, settings.names if settings else ("landslide",))
+    return read_label_polygons(files.labels, crs, settings.layer if settings else None)
+
+
+def rasterize_polygons(polygons: gpd.GeoSeries, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
     """Burns polygons into a uint8 {0, 1} mask on the given grid (pixel centres inside)."""
     if len(polygons) == 0:
         return np.zeros(shape, dtype=np.uint8)
@@ -54,30 +88,93 @@ def rasterize_polygons(polygons: gpd.GeoSeries, transform, shape: tuple[int, int
                      fill=0, dtype="uint8", all_touched=False)
 
 
-def write_label_masks(tile_index: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, out_dir: Path) -> gpd.GeoDataFrame:
+def write_label_masks(tile_index: gpd.GeoDataFrame, labels: SceneLabels, out_dir: Path,
+                      scene_transform: Affine | None = None) -> gpd.GeoDataFrame:
     """Writes one mask GeoTIFF per tile (``out_dir/masks/<tile_id>.tif``) on the tile's grid.
+
+    Args:
+        tile_index: The scene's tile index.
+        labels: Polygons (any CRS) or a Labelme document of the whole scene.
+        out_dir: Where ``masks/`` goes.
+        scene_transform: The scene's transform; without it a north-up grid is derived from the
+            first tile's footprint.
 
     Returns:
         ``tile_index`` with a ``landslide_fraction`` column added.
     """
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
-    polygons = polygons.to_crs(tile_index.crs)
+    if isinstance(labels, gpd.GeoDataFrame):
+        labels = labels.to_crs(tile_index.crs)
+    first = tile_index.iloc[0]
+    grid = scene_transform or _grid_from_footprint(first)
+    writer = TileWriter(TileProfile(int(first.height), int(first.width), 1, "uint8", tile_index.crs, None,
+                                    ("landslide",)), grid)
     fractions = []
-    for tile in tile_index.itertuples():
-        transform = _tile_transform(tile.geometry.bounds, tile.width, tile.height)
-        hits = polygons.geometry.iloc[polygons.sindex.query(tile.geometry, predicate="intersects")]
-        mask = rasterize_polygons(hits, transform, (tile.height, tile.width))
-        _write_mask(out_dir / "masks" / f"{tile.tile_id}.tif", mask, transform, tile_index.crs)
-        fractions.append(float(mask.mean()))
+    with BackgroundWrites() as writes:
+        for tile in tile_index.itertuples():
+            mask = _tile_mask(labels, tile, writer.transform(tile.row_off, tile.col_off))
+            writes.submit(writer.prepare(out_dir / "masks" / f"{tile.tile_id}.tif", mask[None], tile.row_off,
+                                         tile.col_off))
+            fractions.append(float(mask.mean()))
     return tile_index.assign(landslide_fraction=fractions)
 
 
-def _tile_transform(bounds: tuple[float, float, float, float], width: int, height: int):
-    return rasterio.transform.from_bounds(*bounds, width, height)
+def _grid_from_footprint(tile: pd.Series) -> Affine:
+    """A north-up scene transform recovered from one tile's footprint and offsets."""
+    tile_grid = rasterio.transform.from_bounds(*tile.geometry.bounds, tile.width, tile.height)
+    return tile_grid @ Affine.translation(-tile.col_off, -tile.row_off)
 
 
-def _write_mask(path: Path, mask: np.ndarray, transform, crs) -> None:
-    with rasterio.open(path, "w", driver="GTiff", width=mask.shape[1], height=mask.shape[0], count=1,
-                       dtype="uint8", crs=crs, transform=transform, compress="deflate") as dst:
-        dst.write(mask, 1)
-        dst.set_band_description(1, "landslide")
+def _tile_mask(labels: SceneLabels, tile, transform: Affine) -> np.ndarray:
+    shape = (tile.height, tile.width)
+    if isinstance(labels, LabelmeDocument):
+        return labelme_mask(labels, shape, tile.row_off, tile.col_off)
+    hits = labels.geometry.iloc[labels.sindex.query(tile.geometry, predicate="intersects")]
+    return rasterize_polygons(hits, transform, shape)
+
+
+def has_labels(files: SurveyFiles) -> bool:
+    """Whether the survey has labels: a label file (scene) or masks (tile data set)."""
+    return files.adapter.mask is not None if files.kind == "tiles" else files.labels is not None
+
+
+def label_survey(files: SurveyFiles, tile_index: gpd.GeoDataFrame, out_dir: Path) -> gpd.GeoDataFrame:
+    """Writes the survey's label masks for every tile of its index.
+
+    A scene's labels are rasterized per tile; a tile data set's masks are decoded and cut like
+    its images.
+
+    Raises:
+        SurveyInputError: the survey has no labels, or they cannot be read.
+    """
+    if not has_labels(files):
+        raise SurveyInputError(files.config.source, "the survey has no labels")
+    if files.kind == "tiles":
+        return label_dataset(tile_index, files.config.source, files.adapter, out_dir)
+    with open_scene(files.images) as src:
+        scene_transform = src.transform
+    return write_label_masks(tile_index, read_scene_labels(files, tile_index.crs), out_dir, scene_transform)
+
+
+def drop_empty_tiles(labelled: pd.DataFrame, masks_dir: Path, min_landslide_fraction: float = 0.0,
+                     keep_empty_fraction: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """Keeps a seeded share of the tiles without landslide and deletes the others' masks.
+
+    Args:
+        labelled: Tile index with ``landslide_fraction``.
+        masks_dir: Folder of the masks (``<tile_id>.tif``).
+        min_landslide_fraction: A tile whose landslide fraction is at most this counts as empty.
+        keep_empty_fraction: Share of the empty tiles to keep (1 keeps all, 0 none).
+        seed: Seed of the choice of empty tiles.
+
+    Returns:
+        The kept rows, in their original order.
+    """
+    if not 0.0 <= keep_empty_fraction <= 1.0 or not 0.0 <= min_landslide_fraction < 1.0:
+        raise ValueError("keep_empty_fraction must be within 0..1 and min_landslide_fraction within 0..1 (excl.)")
+    empty = np.flatnonzero(labelled["landslide_fraction"].to_numpy() <= min_landslide_fraction)
+    n_keep = round(keep_empty_fraction * len(empty))
+    dropped = np.setdiff1d(empty, np.random.default_rng(seed).choice(empty, n_keep, replace=False))
+    for tile_id in labelled["tile_id"].iloc[dropped]:
+        (masks_dir / f"{tile_id}.tif").unlink()
+    return labelled.drop(index=labelled.index[dropped])

@@ -4,7 +4,8 @@ With ``strategy="spatial"`` neighbouring tiles are grouped into square blocks
 (``block_tiles`` x ``block_tiles`` tiles) and a whole block goes to one fold, so overlapping or
 adjacent tiles, which share landslides, cannot sit on both sides of a train/validation split.
 Tiles whose position in a scene is unknown (pre-cut data sets: ``row_off`` or ``col_off`` < 0)
-each form a group of their own.
+are grouped by the data-set tile they were cut from (``source``), since pieces re-cut from one
+tile may overlap, or else each form a group of their own.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def tile_groups(tiles: pd.DataFrame, strategy: FoldStrategy, block_px: int) -> p
         blocks = (tiles["survey_id"] + ":" + (tiles["row_off"] // block_px).astype(str)
                   + ":" + (tiles["col_off"] // block_px).astype(str))
         unplaced = (tiles["row_off"] < 0) | (tiles["col_off"] < 0)
-        return blocks.where(~unplaced, tiles["survey_id"] + ":" + tiles["tile_id"])
+        origin = tiles["source"].fillna(tiles["tile_id"]) if "source" in tiles else tiles["tile_id"]
+        return blocks.where(~unplaced, tiles["survey_id"] + ":" + origin.astype(str))
     raise ValueError(f"unknown fold strategy {strategy!r}; use 'random' or 'spatial'")
 
 

@@ -1,7 +1,6 @@
 import geopandas as gpd
 import numpy as np
 import pytest
-from rasterio.transform import from_origin
 from shapely.geometry import box
 
 from landslide_pipeline.geo.errors import SurveyInputError

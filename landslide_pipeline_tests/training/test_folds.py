@@ -80,3 +80,12 @@ def test_test_split_never_starves_the_folds():
     folds = assign_folds(tiles, n_folds=2, seed=0, strategy="spatial", block_px=128, test_fraction=0.5)
     assert set(folds["fold"]) == {TEST_FOLD, 0, 1}
     assert folds.loc[folds["fold"] == TEST_FOLD, "landslide_fraction"].sum() == 0
+
+
+def test_pieces_recut_from_one_precut_tile_share_a_fold():
+    tiles = grid_tiles(2)
+    tiles[["row_off", "col_off"]] = -1
+    tiles["source"] = ["a", "a", "b", "c"]
+    folds = assign_folds(tiles, n_folds=3, seed=0, strategy="spatial", block_px=128)
+    assert folds["group"].nunique() == 3
+    assert folds.loc[0, "fold"] == folds.loc[1, "fold"]
