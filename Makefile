@@ -28,4 +28,4 @@ mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts -h 127.0.0.1 -p 5000
 
 clean-data:
-	rm -rf data/raw data/surveys data/tiles data/labels data/training data/models data/evaluation mlruns/mlflow.db mlruns/artifacts .dagster
+	rm -rf data/raw data/surveys data/tiles data/labels data/agreement data/training data/models data/checkpoints data/evaluation mlruns/mlflow.db mlruns/artifacts .dagster

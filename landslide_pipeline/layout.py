@@ -5,7 +5,8 @@ data/
   raw/<survey_id>/            image.tif, dem.tif (optional), landslides.gpkg (optional)
   surveys/<survey_id>.json    validated survey metadata
   tiles/<survey_id>/          tiles.parquet (GeoParquet tile index), image/<tile>.tif, terrain/<tile>.tif
-  labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif
+  labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif (source: manual or obia)
+  agreement/<survey_id>.parquet  object-oriented vs manual labels (and vs ground truth)
   training/<source>/          samples.npz, folds.parquet
   models/<architecture>/fold_<k>/  weights.pt (state dict), model.json
   checkpoints/<architecture>/fold_<k>/<training set>-<config>.pt   while training (resume)
@@ -61,6 +62,10 @@ class DataLayout:
 
     def labels(self, source: str, survey_id: str) -> Path:
         return self.root / "labels" / source / validate_survey_id(survey_id)
+
+    def agreement(self, survey_id: str) -> Path:
+        """Agreement table of a survey's label sources."""
+        return self.root / "agreement" / f"{validate_survey_id(survey_id)}.parquet"
 
     def training_set(self, source: str) -> Path:
         return self.root / "training" / source

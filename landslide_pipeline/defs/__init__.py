@@ -6,6 +6,7 @@ from dagster import Definitions
 
 from landslide_pipeline.defs.evaluation_assets import build_evaluation_assets
 from landslide_pipeline.defs.jobs import build_jobs
+from landslide_pipeline.defs.labelling_assets import label_agreement, label_agreement_schema, obia_labels
 from landslide_pipeline.defs.partitions import model_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
@@ -19,8 +20,9 @@ def build_definitions(settings: PipelineSettings, data_dir: str = "data",
     """The project's Definitions for the given partition settings and storage locations."""
     evaluation = build_evaluation_assets(settings)
     return Definitions(
-        assets=[raw_survey, survey_tiles, manual_labels, *build_training_assets(settings), evaluation[0], evaluation[2]],
-        asset_checks=[evaluation[1]],
+        assets=[raw_survey, survey_tiles, manual_labels, obia_labels, label_agreement,
+                *build_training_assets(settings), evaluation[0], evaluation[2]],
+        asset_checks=[evaluation[1], label_agreement_schema],
         jobs=build_jobs(model_partitions(settings)),
         resources={
             "data_store": DataStore(root=data_dir),

@@ -12,7 +12,7 @@ def test_project_definitions_load_with_every_asset_and_lineage():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model",
-                    "evaluation_table", "champion_model"}
+                    "evaluation_table", "champion_model", "obia_labels", "label_agreement"}
     parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in keys}
     assert parents["survey_tiles"] == {"raw_survey"}
     assert parents["manual_labels"] == {"survey_tiles"}
@@ -20,6 +20,8 @@ def test_project_definitions_load_with_every_asset_and_lineage():
     assert parents["trained_model"] == {"training_set"}
     assert parents["evaluation_table"] == {"trained_model", "training_set"}
     assert parents["champion_model"] == {"evaluation_table"}
+    assert parents["obia_labels"] == {"raw_survey", "survey_tiles", "manual_labels"}
+    assert parents["label_agreement"] == {"obia_labels", "manual_labels"}
     check = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey("evaluation_table"), "evaluation_table_schema"))
     assert check.blocking
 
