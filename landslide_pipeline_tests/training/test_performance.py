@@ -1,4 +1,6 @@
 import itertools
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -141,3 +143,13 @@ def test_linknet_trains_channels_last_with_subsampled_projections():
     y = torch.randint(0, 2, (2, 64, 64))
     nn.functional.cross_entropy(model(x), y).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_retain_freed_memory_in_a_child_process():
+    code = ("import torch\n"
+            "from landslide_pipeline.training.performance import retain_freed_memory\n"
+            "assert retain_freed_memory()\n"
+            "for _ in range(3):\n"
+            "    torch.ones(64 * 2**20 // 4).sum()\n")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
