@@ -24,8 +24,11 @@ running every case for about a second (1 to ``--steps`` steps) plus one peak pro
 spreads the disturbance from other processes on shared cores over all cases alike. The table
 shows the median and the best round per case. "% peak" is the median round over the median peak
 probe (measured alternately, so under the same conditions); "% best" is best round over best
-probe. A single short probe can land in a quiet moment of a shared (virtual) core and read well
-above the typical peak, so the median ratio is the headline. The last line is JSON.
+probe. The peak convolution's 32 MiB output is just above glibc malloc's largest mmap threshold,
+so by default each call maps and page-faults it afresh (~170 GFLOP/s here); once the models have
+left large free blocks in the heap, a probe may reuse one and read ~220 GFLOP/s, the kernel's own
+speed, which the batch-4 line at the end shows. With ``--retain-memory`` every figure is free of
+these page faults. The last line is JSON.
 """
 
 from __future__ import annotations
