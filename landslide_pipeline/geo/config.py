@@ -7,6 +7,8 @@ Every key of the file is optional; unknown keys are refused so that a typo canno
 ```toml
 kind = "scene"                 # "scene" (default): one georeferenced image; "tiles": a pre-cut data set
 site = "atsuma-east"           # surveys of one place over time share a site (for change detection)
+role = "train"                 # "train" (default): its labelled tiles are dealt into the folds (and a
+                               # share held out as test); "test": all its tiles form the held-out test split
 source = "../../../../shared/data/coseismic_scene"  # folder the paths below are relative to
                                # (itself relative to this file; default: this folder)
 # kind = "scene"
@@ -40,6 +42,7 @@ from landslide_pipeline.geo.terrain import BASE_TERRAIN_BANDS, OPTIONAL_TERRAIN_
 
 CONFIG_NAME = "survey.toml"
 KINDS = ("scene", "tiles")
+ROLES = ("train", "test")
 LABEL_FORMATS = ("auto", "gpkg", "geojson", "shapefile", "labelme")
 DEFAULT_IMAGE = "image.tif"
 DEFAULT_DEM = "dem.tif"
@@ -118,6 +121,7 @@ class SurveyConfig:
     Attributes:
         kind: "scene" or "tiles".
         site: The place the survey shows, shared by surveys of one site over time.
+        role: "train" (tiles go to the folds) or "test" (every tile is held out for testing).
         source: Absolute folder that image, dem, labels (scene) or the data set (tiles) are in.
         config_file: The survey.toml read, or None.
         image: File names or globs of the scene image; several files make a mosaic.
@@ -132,6 +136,7 @@ class SurveyConfig:
 
     kind: str = "scene"
     site: str | None = None
+    role: str = "train"
     source: Path = Path(".")
     config_file: Path | None = None
     image: tuple[str, ...] = (DEFAULT_IMAGE,)
@@ -159,7 +164,7 @@ def load_survey_config(survey_dir: Path) -> SurveyConfig:
     kind = table.choice("kind", KINDS, "scene")
     source = _source_folder(path, table.get("source", str, "."))
     config = SurveyConfig(
-        kind=kind, site=table.get("site", str), source=source, config_file=path,
+        kind=kind, site=table.get("site", str), role=table.choice("role", ROLES, "train"), source=source, config_file=path,
         image=table.get_list("image", str, (DEFAULT_IMAGE,)), dem=table.get("dem", str),
         nodata=_number(table, "nodata"), bands=_bands(table), terrain_bands=_terrain_bands(table),
         relief_radius_m=float(table.get("relief_radius_m", (int, float), 10.0)),

@@ -88,6 +88,7 @@ class SurveyMetadata:
     survey_id: str
     kind: str
     site: str | None
+    role: str
     crs: str | None
     width: int | None
     height: int | None
@@ -131,7 +132,7 @@ def inspect_survey(survey_id: str, files: SurveyFiles) -> SurveyMetadata:
             does not cover the image, labels that do not overlap it, or tiles whose masks do not fit.
     """
     validate_survey_id(survey_id)
-    common = dict(survey_id=survey_id, kind=files.kind, site=files.config.site)
+    common = dict(survey_id=survey_id, kind=files.kind, site=files.config.site, role=files.config.role)
     if files.kind == "tiles":
         summary = inspect_dataset(files.config.source, files.adapter)
         return SurveyMetadata(**common, crs=None, width=None, height=None, bands=summary.bands, dtype=summary.dtype,

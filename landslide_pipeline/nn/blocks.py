@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 #: Every architecture downsamples by at most this factor, so input height and
 #: width must be multiples of it.
@@ -79,6 +80,20 @@ def deconv(
     )
 
 
+class SubsampledPointwiseConv2d(nn.Conv2d):
+    """A 1x1 convolution with stride s, computed as ``x[:, :, ::s, ::s]`` then a stride-1 1x1 conv.
+
+    The same function, parameters and state-dict keys as ``nn.Conv2d(c_in, c_out, 1, stride=s)``.
+    It keeps oneDNN off its strided 1x1 backward-weights kernel, which in torch 2.13.0 (oneDNN
+    3.12, AVX-512) corrupts the heap for channels-last inputs with fewer than 16 channels and
+    kills the process (uxlfoundation/oneDNN#6035): LinkNet at width 0.125 on 256-pixel tiles.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows, cols = self.stride
+        return F.conv2d(x[:, :, ::rows, ::cols], self.weight, self.bias)
+
+
 class ConvBNReLU(nn.Sequential):
     """Convolution (same padding, no bias) + BatchNorm + optional ReLU.
 
@@ -98,10 +113,9 @@ class ConvBNReLU(nn.Sequential):
         stride: int = 1,
         relu: bool = True,
     ) -> None:
+        conv = SubsampledPointwiseConv2d if kernel_size == 1 and stride > 1 else nn.Conv2d
         layers: list[nn.Module] = [
-            nn.Conv2d(
-                in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
-            ),
+            conv(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
             nn.BatchNorm2d(out_channels),
         ]
         if relu:

@@ -28,6 +28,7 @@ class LabelledSurvey:
     tiles_dir: Path
     masks_dir: Path
     tiles: pd.DataFrame  # survey_id, tile_id, row_off, col_off, landslide_fraction
+    role: str = "train"  # "test": every tile is held out for testing
 
 
 @dataclass

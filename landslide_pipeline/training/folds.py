@@ -40,10 +40,13 @@ def assign_folds(
     strategy: FoldStrategy = "spatial",
     block_px: int = 256,
     test_fraction: float = 0.0,
+    test_surveys: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Assigns every tile to one of ``n_folds`` folds, keeping groups whole and folds balanced.
 
-    First, when ``test_fraction`` > 0, that share of the groups with landslides and of the groups
+    Tiles of ``test_surveys`` (surveys whose role is "test", e.g. a data set's official
+    validation split) form the test split, fold ``TEST_FOLD`` (-1), all of them and nothing
+    else: ``test_fraction`` is then ignored. Otherwise, when ``test_fraction`` > 0, that share of the groups with landslides and of the groups
     without (rounded, at least one group when any is asked) is held out as the test split, fold
     ``TEST_FOLD`` (-1), chosen at random with ``seed``; it never takes the groups the folds need.
 
@@ -61,6 +64,7 @@ def assign_folds(
         strategy: "random" (tile by tile) or "spatial" (blocks of neighbouring tiles).
         block_px: Side of a spatial block in pixels.
         test_fraction: Share of groups held out as the test split (0 for none).
+        test_surveys: Surveys held out whole as the test split.
 
     Returns:
         A copy of ``tiles`` with ``group`` and ``fold`` columns.
@@ -68,6 +72,11 @@ def assign_folds(
     Raises:
         ValueError: fewer groups than folds.
     """
+    held_out = tiles["survey_id"].isin(list(test_surveys)).to_numpy()
+    if held_out.any():
+        folded = assign_folds(tiles[~held_out], n_folds, seed, strategy, block_px)
+        test = tiles[held_out].assign(group=tiles.loc[held_out, "survey_id"] + ":test", fold=TEST_FOLD)
+        return pd.concat([folded, test]).loc[tiles.index]
     groups = tile_groups(tiles, strategy, block_px)
     positive = tiles["landslide_fraction"] if "landslide_fraction" in tiles else pd.Series(0.0, tiles.index)
     stats = pd.DataFrame({"group": groups.to_numpy(), "tiles": 1, "landslide": positive.to_numpy()})

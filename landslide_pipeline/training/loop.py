@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -23,6 +23,14 @@ from torch import nn
 from landslide_pipeline.metrics import ConfusionCounts, confusion_counts, segmentation_metrics
 from landslide_pipeline.nn import create_model
 from landslide_pipeline.training.losses import LossName, make_loss
+from landslide_pipeline.training.performance import cpu_supports_bf16
+
+#: Forward precision in training: ``bf16`` runs the model under bfloat16 autocast (weights,
+#: gradients, loss and Adam stay fp32); ``auto`` is bf16 on a CPU with native bf16 dot
+#: products (AVX512-BF16 or AMX), where it is 1.4-2x faster, and fp32 elsewhere (without them
+#: bf16 is 1.8x slower).
+Precision = Literal["fp32", "bf16", "auto"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "auto")
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,14 @@ class TrainingConfig:
     gamma: float = 0.1
     loss: LossName = "weighted_ce"
     seed: int = 0
+    precision: Precision = "fp32"
+
+
+def uses_bf16(precision: Precision, device: torch.device) -> bool:
+    """Whether training on ``device`` at ``precision`` runs the forward pass in bfloat16."""
+    if precision == "auto":
+        return device.type == "cpu" and cpu_supports_bf16()
+    return precision == "bf16"
 
 
 @dataclass(frozen=True)
@@ -177,15 +193,17 @@ def _run_epoch(model, train, val, config, criterion, optimiser, device, generato
     model.train()
     total_loss, seen = 0.0, 0
     x, y = train
+    bf16 = uses_bf16(config.precision, device)
     for idx in _batches(len(x), config.batch_size, generator):
         if len(idx) < 2:
             continue  # BatchNorm needs more than one sample per batch
-        logits = model(_to_device(x[idx], device))
-        loss = criterion(logits, torch.from_numpy(y[idx]).long().to(device))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(_to_device(x[idx], device))
+        loss = criterion(logits.float(), torch.from_numpy(y[idx]).long().to(device))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        total_loss += float(loss) * len(idx)
+        total_loss += float(loss.detach()) * len(idx)
         seen += len(idx)
     train_seconds = time.perf_counter() - start
     val_loss, counts = evaluate(model, val, criterion, config.batch_size, device)

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
+
+from landslide_pipeline.nn.blocks import SubsampledPointwiseConv2d
 
 
 def available_cores() -> int:
@@ -247,21 +248,6 @@ def time_conv(channels: int = 64, size: int = 128, batch: int = 8, channels_last
     x = torch.randn(batch, channels, size, size, dtype=dtype).to(memory_format=fmt)
     with torch.inference_mode():
         return time_calls(lambda: conv(x), repeats=repeats, calls=calls, warmup=2)
-
-
-class SubsampledPointwiseConv2d(nn.Conv2d):
-    """A strided 1x1 convolution computed as subsampling, then a stride-1 1x1 convolution.
-
-    Exactly the same function, parameters and state-dict keys as the strided ``nn.Conv2d``,
-    but it avoids oneDNN's strided 1x1 backward-weights kernel, which in torch 2.13.0 (oneDNN
-    3.12) corrupts the heap for channels-last inputs with few channels (e.g. 8 -> 16 channels,
-    as in LinkNet's first projection shortcut at width 0.125) and kills the process; see
-    https://github.com/uxlfoundation/oneDNN/issues/6035.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows, cols = self.stride
-        return F.conv2d(x[:, :, ::rows, ::cols], self.weight, self.bias)
 
 
 def is_strided_pointwise(layer: nn.Module) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -109,3 +112,20 @@ def test_unet_overfits_a_bright_square() -> None:
     # Background alone scores 0.86, so also require the square itself to be found.
     assert accuracy > 0.9
     assert intersection / union > 0.8
+
+
+def test_linknet_trains_at_width_0125_on_256_pixel_tiles_in_a_child_process():
+    # Regression: oneDNN 3.12's strided 1x1 backward-weights kernel corrupted the heap here and
+    # killed the process (uxlfoundation/oneDNN#6035); run it in a child so a crash fails the test.
+    code = (
+        "import torch\n"
+        "from landslide_pipeline.nn import create_model\n"
+        "model = create_model('linknet', 3, 2, width=0.125).to(memory_format=torch.channels_last)\n"
+        "x = torch.randn(4, 3, 256, 256).to(memory_format=torch.channels_last)\n"
+        "y = torch.randint(0, 2, (4, 256, 256))\n"
+        "for _ in range(3):\n"
+        "    torch.nn.functional.cross_entropy(model(x), y).backward()\n"
+        "print('ok')\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert child.returncode == 0 and child.stdout.strip() == "ok", child.stderr[-2000:]

@@ -89,3 +89,14 @@ def test_pieces_recut_from_one_precut_tile_share_a_fold():
     folds = assign_folds(tiles, n_folds=3, seed=0, strategy="spatial", block_px=128)
     assert folds["group"].nunique() == 3
     assert folds.loc[0, "fold"] == folds.loc[1, "fold"]
+
+
+def test_a_test_survey_is_the_whole_test_split():
+    train, held = grid_tiles(12, survey="train"), grid_tiles(3, survey="official-validation")
+    tiles = pd.concat([train, held], ignore_index=True).sample(frac=1, random_state=0)
+    folds = assign_folds(tiles, 5, seed=0, block_px=128, test_fraction=0.3,
+                         test_surveys=("official-validation",))
+    assert list(folds.index) == list(tiles.index)  # the caller's row order is kept
+    is_test = folds["fold"] == TEST_FOLD
+    assert (is_test == (folds["survey_id"] == "official-validation")).all()  # test_fraction ignored
+    assert set(folds.loc[~is_test, "fold"]) == set(range(5))

@@ -100,3 +100,24 @@ def test_dice_and_focal_values():
 def test_unknown_loss_raises():
     with pytest.raises(ValueError, match="unknown loss"):
         make_loss("hinge", np.zeros(3, dtype=np.uint8))
+
+
+def test_bf16_training_learns_like_fp32(data):
+    train, val = data
+    results = {}
+    for precision in ("fp32", "bf16"):
+        model = init_model("unet", 3, 0.125, seed=0)
+        config = TrainingConfig(epochs=10, batch_size=8, precision=precision)
+        results[precision] = train_segmentation(model, train, val, config, torch.device("cpu")).best_val_f1
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps fp32 weights
+    assert results["bf16"] > 0.6
+    assert results["bf16"] == pytest.approx(results["fp32"], abs=0.1)
+
+
+def test_auto_precision_is_fp32_off_cpu_and_follows_the_cpu_on_it():
+    from landslide_pipeline.training.loop import uses_bf16
+    from landslide_pipeline.training.performance import cpu_supports_bf16
+
+    assert uses_bf16("auto", torch.device("cpu")) == cpu_supports_bf16()
+    assert not uses_bf16("auto", torch.device("cuda"))
+    assert uses_bf16("bf16", torch.device("cpu")) and not uses_bf16("fp32", torch.device("cpu"))

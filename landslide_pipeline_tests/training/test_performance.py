@@ -120,10 +120,10 @@ def test_only_plain_strided_pointwise_convs_are_changed():
     assert list(model.state_dict()) == keys
     assert [type(layer) for layer in model] == [SubsampledPointwiseConv2d, nn.Conv2d, SubsampledPointwiseConv2d]
     torch.testing.assert_close(model(x), expected)
-    # LinkNet's downsampling projection shortcuts (unless nn/ computes them this way already).
+    # nn/ builds LinkNet's downsampling projection shortcuts subsampled already.
     linknet = create_model("linknet", 3, 2, width=0.125)
-    subsample_strided_pointwise_convs(linknet)
-    assert not any(is_strided_pointwise(layer) for layer in linknet.modules())
+    assert any(isinstance(layer, SubsampledPointwiseConv2d) for layer in linknet.modules())
+    assert subsample_strided_pointwise_convs(linknet) == 0
     assert subsample_strided_pointwise_convs(create_model("unet", 3, 2, width=0.125)) == 0
 
 
@@ -138,7 +138,6 @@ def test_subsampled_pointwise_conv_trains_where_onednn_crashes():
 
 def test_linknet_trains_channels_last_with_subsampled_projections():
     model = create_model("linknet", 3, 2, width=0.125).to(memory_format=torch.channels_last)
-    subsample_strided_pointwise_convs(model)
     x = torch.randn(2, 3, 64, 64).to(memory_format=torch.channels_last)
     y = torch.randint(0, 2, (2, 64, 64))
     nn.functional.cross_entropy(model(x), y).backward()

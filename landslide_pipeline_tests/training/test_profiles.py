@@ -21,3 +21,11 @@ def test_unknown_profile_or_loss_raises():
         resolve_profile("gpu-huge")
     with pytest.raises(ValueError, match="loss"):
         resolve_profile("cpu", loss="hinge")
+
+
+def test_cpu_profile_uses_bf16_where_native_and_precision_is_checked():
+    assert PROFILES["cpu"].training.precision == "auto"
+    assert PROFILES["paper-b"].training.precision == "fp32"
+    assert resolve_profile("cpu", precision="fp32").training.precision == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_profile("cpu", precision="fp8")
