@@ -8,9 +8,10 @@ data/
   labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif (source: manual or obia)
   agreement/<survey_id>.parquet  object-oriented vs manual labels (and vs ground truth)
   training/<source>/          samples.npz, folds.parquet
-  models/<architecture>/fold_<k>/  weights.pt (state dict), model.json
-  checkpoints/<architecture>/fold_<k>/<training set>-<config>.pt   while training (resume)
-  evaluation/                 evaluation.parquet, evaluation.csv
+  models/<source>/<architecture>/fold_<k>/  weights.pt (state dict), model.json
+  checkpoints/<source>/<architecture>/fold_<k>/<training set>-<config>.pt   while training (resume)
+  evaluation/                 evaluation.parquet, evaluation.csv (models trained on manual labels)
+  comparison/                 label_sources.parquet, .csv: manual vs object-oriented training labels
 ```
 """
 
@@ -70,13 +71,19 @@ class DataLayout:
     def training_set(self, source: str) -> Path:
         return self.root / "training" / source
 
-    def model(self, architecture: str, fold: int) -> Path:
-        return self.root / "models" / architecture / f"fold_{fold}"
+    def model(self, source: str, architecture: str, fold: int) -> Path:
+        """One fold model trained on ``source`` labels."""
+        return self.root / "models" / source / architecture / f"fold_{fold}"
 
-    def checkpoint(self, architecture: str, fold: int, run_key: str) -> Path:
+    def checkpoint(self, source: str, architecture: str, fold: int, run_key: str) -> Path:
         """Per-epoch training state of one model, kept only until its training completes."""
-        return self.root / "checkpoints" / architecture / f"fold_{fold}" / f"{run_key}.pt"
+        return self.root / "checkpoints" / source / architecture / f"fold_{fold}" / f"{run_key}.pt"
 
     @property
     def evaluation(self) -> Path:
         return self.root / "evaluation"
+
+    @property
+    def comparison(self) -> Path:
+        """The label-source comparison (study A, Table 6)."""
+        return self.root / "comparison"

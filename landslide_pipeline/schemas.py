@@ -55,12 +55,15 @@ _unit = dict(ge=0.0, le=1.0)
 
 class EvaluationTable(pa.DataFrameModel):
     """Landslide-class scores of each architecture x fold model on its validation fold and on the
-    held-out test split."""
+    held-out test split, scored against the ``reference`` label source (for a model trained on
+    object-oriented labels, the manual ones). The label-source comparison holds one such table
+    per training label source."""
 
     architecture: Series[str]
     fold: Series[int] = pa.Field(ge=0)
     split: Series[str] = pa.Field(isin=["validation", "test"])
     label_source: Series[str]
+    reference: Series[str]
     n_tiles: Series[int] = pa.Field(gt=0)
     tp: Series[int] = pa.Field(ge=0)
     fp: Series[int] = pa.Field(ge=0)
@@ -79,14 +82,15 @@ class EvaluationTable(pa.DataFrameModel):
 
     class Config:
         strict = True
-        unique = ["architecture", "fold", "split"]
+        unique = ["label_source", "architecture", "fold", "split"]
 
     @pa.dataframe_check(error="every architecture and split must have the same, complete set of folds 0..k-1")
     def every_fold_present(cls, df: pd.DataFrame) -> bool:
         if df.empty or not (df["split"] == "validation").any():
             return False
         expected = set(range(int(df["fold"].max()) + 1))
-        return all(set(folds) == expected for folds in df.groupby(["architecture", "split"])["fold"].agg(list))
+        groups = df.groupby(["label_source", "architecture", "split"])["fold"].agg(list)
+        return all(set(folds) == expected for folds in groups)
 
 
 class ObiaSegments(pa.DataFrameModel):

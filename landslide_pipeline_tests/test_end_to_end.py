@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import torch
 from dagster import AssetKey, DagsterInstance
@@ -30,14 +31,16 @@ def chain(tmp_path_factory):
                              artifact_root=str(root / "mlruns" / "artifacts"))
     instance = DagsterInstance.ephemeral()
     results = run_chain(defs, settings, instance, [SURVEY],
-                        {"survey_tiles": {"tile_size": 64}, "trained_model": {"epochs": 8, "batch_size": 16}})
+                        {"survey_tiles": {"tile_size": 64}, "trained_model": {"epochs": 8, "batch_size": 16}},
+                        label_experiment=True)
     return dict(layout=layout, results=results, instance=instance, tracking_uri=tracking_uri, settings=settings)
 
 
 def test_every_asset_is_materialized(chain):
     instance = chain["instance"]
-    for key in ["raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model", "evaluation_table",
-                "champion_model"]:
+    for key in ["raw_survey", "survey_tiles", "manual_labels", "obia_labels", "label_agreement", "training_set",
+                "trained_model", "evaluation_table", "champion_model", "obia_training_set", "obia_trained_model",
+                "label_source_comparison"]:
         assert instance.get_latest_materialization_event(AssetKey(key)) is not None, key
     assert all(r.success for r in chain["results"])
 
@@ -46,7 +49,8 @@ def test_evaluation_table_is_valid_and_its_blocking_check_passed(chain):
     table = read_evaluation_table(chain["layout"])
     EvaluationTable.validate(table, lazy=True)
     assert sorted(zip(table["split"], table["fold"])) == [("test", 0), ("test", 1), ("validation", 0), ("validation", 1)]
-    checks = chain["results"][-1].get_asset_check_evaluations()
+    evaluation_run = next(r for r in chain["results"] if r.dagster_run.job_name == "evaluate_models")
+    checks = evaluation_run.get_asset_check_evaluations()
     assert [c.check_name for c in checks] == ["evaluation_table_schema"]
     assert checks[0].passed
 
@@ -81,12 +85,16 @@ def test_training_set_folds_keep_augmented_copies_with_their_tile(chain):
 def test_mlflow_holds_a_child_run_per_fold_with_dagster_tags_and_a_model(chain):
     mlflow.set_tracking_uri(chain["tracking_uri"])
     runs = mlflow.search_runs(experiment_names=["landslide-pipeline"], output_format="pandas")
-    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    children = runs[runs["tags.mlflow.parentRunId"].notna() & (runs["tags.label_source"] == "manual")]
     assert sorted(children["params.fold"].astype(int)) == [0, 1]
     assert children["tags.dagster.run_id"].notna().all()
     assert set(children["tags.dagster.asset_key"]) == {"trained_model"}
     assert set(children["tags.dagster.partition"]) == {"unet|0", "unet|1"}
     assert children["tags.mlflow.parentRunId"].nunique() == 1
+    obia_children = runs[runs["tags.mlflow.parentRunId"].notna() & (runs["tags.label_source"] == "obia")]
+    assert set(obia_children["tags.dagster.asset_key"]) == {"obia_trained_model"}
+    assert obia_children["tags.mlflow.parentRunId"].nunique() == 1
+    assert set(obia_children["tags.mlflow.parentRunId"]).isdisjoint(children["tags.mlflow.parentRunId"])
     parent = runs[runs["run_id"] == children["tags.mlflow.parentRunId"].iloc[0]].iloc[0]
     assert parent["tags.architecture"] == "unet" and parent["tags.dagster.partition"] is None
     history = mlflow.MlflowClient().get_metric_history(children["run_id"].iloc[0], "val_f1")
@@ -106,3 +114,35 @@ def test_champion_is_registered_and_reloads_for_any_window_size(chain):
     assert tuple(logits.shape) == (3, 2, 96, 160)
     weights = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/weights")
     assert sorted(p.name for p in Path(weights).iterdir()) == ["model.json", "weights.pt"]
+
+
+def test_object_oriented_training_set_shares_tiles_and_folds_and_scores_against_manual_masks(chain):
+    manual = TrainingSet.load(chain["layout"].training_set("manual"))
+    obia = TrainingSet.load(chain["layout"].training_set("obia"))
+    assert (obia.label_source, obia.reference_source) == ("obia", "manual")
+    folds = manual.tiles.set_index("tile_id")["fold"]
+    assert (obia.tiles["fold"].to_numpy() == folds.loc[obia.tiles["tile_id"]].to_numpy()).all()
+    assert set(obia.tiles["tile_id"]) == set(manual.tiles["tile_id"])
+    position = {tile: i for i, tile in enumerate(manual.tiles["tile_id"])}
+    for i, tile in enumerate(obia.tiles["tile_id"]):
+        assert (obia.reference[i] == manual.y[position[tile]]).all()  # the manual masks, tile for tile
+    assert (obia.y[: len(obia.tiles)] != obia.reference).any()  # and not the training labels
+
+
+def test_label_source_comparison_scores_both_sources_on_the_same_tiles(chain):
+    table = pd.read_parquet(chain["layout"].comparison / "label_sources.parquet")
+    EvaluationTable.validate(table, lazy=True)
+    assert set(table["label_source"]) == {"manual", "obia"} and set(table["reference"]) == {"manual"}
+    tiles = table.groupby(["split", "fold"])["n_tiles"].nunique()
+    assert (tiles == 1).all()  # both sources' models scored on the same tiles
+    positives = table.assign(positives=table["tp"] + table["fn"]).groupby(["split", "fold"])["positives"].nunique()
+    assert (positives == 1).all()  # against the same reference masks
+    comparison_run = chain["results"][-1]
+    assert comparison_run.dagster_run.job_name == "compare_label_sources"
+    assert [c.passed for c in comparison_run.get_asset_check_evaluations()] == [True]
+    summary = pd.read_csv(chain["layout"].comparison / "summary.csv")
+    row = summary[summary["split"] == "test"].iloc[0]
+    assert row["f1_change"] == pytest.approx((row["f1_obia"] - row["f1_manual"]) / row["f1_manual"])
+    # Object-oriented labels of the synthetic pit are good (F1 ~0.9 against the truth): models trained
+    # on them must also find landslides.
+    assert row["f1_obia"] > 0.3

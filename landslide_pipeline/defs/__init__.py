@@ -10,7 +10,7 @@ from landslide_pipeline.defs.labelling_assets import label_agreement, label_agre
 from landslide_pipeline.defs.partitions import model_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
-from landslide_pipeline.defs.training_assets import build_training_assets
+from landslide_pipeline.defs.training_assets import MANUAL, OBIA, build_training_assets
 from landslide_pipeline.settings import PipelineSettings
 
 
@@ -21,8 +21,9 @@ def build_definitions(settings: PipelineSettings, data_dir: str = "data",
     evaluation = build_evaluation_assets(settings)
     return Definitions(
         assets=[raw_survey, survey_tiles, manual_labels, obia_labels, label_agreement,
-                *build_training_assets(settings), evaluation[0], evaluation[2]],
-        asset_checks=[evaluation[1], label_agreement_schema],
+                *build_training_assets(settings, MANUAL), *build_training_assets(settings, OBIA),
+                evaluation[0], evaluation[2], evaluation[3]],
+        asset_checks=[evaluation[1], evaluation[4], label_agreement_schema],
         jobs=build_jobs(model_partitions(settings)),
         resources={
             "data_store": DataStore(root=data_dir),

@@ -9,19 +9,52 @@ from dagster import (
 )
 
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
-from landslide_pipeline.defs.training_assets import LABEL_SOURCE
+from landslide_pipeline.defs.training_assets import MANUAL, OBIA
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.schemas import EvaluationTable
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.dataset import TrainingSet
-from landslide_pipeline.training.evaluate import evaluate_fold_model, pick_champion, summarise_by_architecture
+from landslide_pipeline.training.evaluate import (
+    compare_label_sources, evaluate_fold_model, pick_champion, summarise_by_architecture,
+)
 
 TABLE = "evaluation.parquet"
+COMPARISON = "label_sources.parquet"
 
 
 def read_evaluation_table(layout: DataLayout) -> pd.DataFrame:
     return pd.read_parquet(layout.evaluation / TABLE)
+
+
+def evaluate_models(settings: PipelineSettings, layout: DataLayout, sources: list[str],
+                    samples: TrainingSet) -> pd.DataFrame:
+    """Rows of every architecture x fold model of each label source, scored on ``samples``."""
+    rows = []
+    for source in sources:
+        prefix = "" if source == MANUAL else f"{source}_"
+        for architecture in settings.architectures:
+            for fold in range(settings.n_folds):
+                model_dir = layout.model(source, architecture, fold)
+                if not model_dir.is_dir():
+                    raise FileNotFoundError(f"{model_dir}: no trained model; materialize {prefix}trained_model "
+                                            f"partition {architecture}|{fold} first")
+                rows.extend(evaluate_fold_model(model_dir, samples))
+    return pd.DataFrame(rows)
+
+
+def schema_check(table: pd.DataFrame, settings: PipelineSettings, sources: list[str]) -> AssetCheckResult:
+    """The pandera EvaluationTable schema, and a validation row per source x architecture x fold."""
+    try:
+        EvaluationTable.validate(table, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata={
+            "failures": MetadataValue.md(err.failure_cases.head(50).to_markdown(index=False))})
+    expected = {(s, a, f) for s in sources for a in settings.architectures for f in range(settings.n_folds)}
+    validation = table[table["split"] == "validation"]
+    missing = expected - set(zip(validation["label_source"], validation["architecture"], validation["fold"]))
+    return AssetCheckResult(passed=not missing, metadata={
+        "rows": len(table), "missing": ", ".join(f"{s}:{a}|{f}" for s, a, f in sorted(missing)) or "none"})
 
 
 def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition | AssetChecksDefinition]:
@@ -35,16 +68,8 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         fold x split: each fold model on its fold's validation tiles and on the held-out test
         tiles, from confusion counts summed over all pixels of the split."""
         layout = data_store.layout
-        samples = TrainingSet.load(layout.training_set(LABEL_SOURCE))
-        rows = []
-        for architecture in settings.architectures:
-            for fold in range(settings.n_folds):
-                model_dir = layout.model(architecture, fold)
-                if not model_dir.is_dir():
-                    raise FileNotFoundError(f"{model_dir}: no trained model; materialize trained_model "
-                                            f"partition {architecture}|{fold} first")
-                rows.extend(evaluate_fold_model(model_dir, samples))
-        table = pd.DataFrame(rows)
+        samples = TrainingSet.load(layout.training_set(MANUAL))
+        table = evaluate_models(settings, layout, [MANUAL], samples)
         with atomic_directory(layout.evaluation) as staging:
             table.to_parquet(staging / TABLE, index=False)
             table.to_csv(staging / "evaluation.csv", index=False)
@@ -60,17 +85,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
     @asset_check(asset=evaluation_table, blocking=True,
                  description="pandera EvaluationTable schema, and one row per configured architecture x fold")
     def evaluation_table_schema(data_store: DataStore) -> AssetCheckResult:
-        table = read_evaluation_table(data_store.layout)
-        try:
-            EvaluationTable.validate(table, lazy=True)
-        except pa.errors.SchemaErrors as err:
-            return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata={
-                "failures": MetadataValue.md(err.failure_cases.head(50).to_markdown(index=False))})
-        expected = {(a, f) for a in settings.architectures for f in range(settings.n_folds)}
-        validation = table[table["split"] == "validation"]
-        missing = expected - set(zip(validation["architecture"], validation["fold"]))
-        return AssetCheckResult(passed=not missing, metadata={
-            "rows": len(table), "missing": ", ".join(f"{a}|{f}" for a, f in sorted(missing)) or "none"})
+        return schema_check(read_evaluation_table(data_store.layout), settings, [MANUAL])
 
     @asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation_table], code_version="1")
     def champion_model(context: AssetExecutionContext, data_store: DataStore,
@@ -86,4 +101,38 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         context.log.info(f"champion: {best['architecture']} fold {best['fold']} (F1 {best['f1']:.3f}) -> {uri} v{version}")
         return MaterializeResult(metadata={**tags, "version": version, "model_uri": uri})
 
-    return [evaluation_table, evaluation_table_schema, champion_model]
+    @asset(group_name="evaluation", kinds={"pandas", "parquet"},
+           deps=["trained_model", "obia_trained_model", "obia_training_set"], code_version="1")
+    def label_source_comparison(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
+        """Study A's Table 6 as an experiment: each architecture trained on manual and on
+        object-oriented labels (same tiles, folds and test split), both scored against the manual
+        masks on the object-oriented training set's tiles. Rows as in the evaluation table, one
+        set per label source; the summary gives each source's mean over folds per split and the
+        object-oriented labels' relative change of each score."""
+        layout = data_store.layout
+        samples = TrainingSet.load(layout.training_set(OBIA))
+        if samples.reference_source != MANUAL:
+            raise ValueError("the object-oriented training set has no manual reference masks: materialize "
+                             "training_set before obia_training_set, on surveys with manual labels")
+        table = evaluate_models(settings, layout, [MANUAL, OBIA], samples)
+        summary = compare_label_sources(table, MANUAL, OBIA)
+        with atomic_directory(layout.comparison) as staging:
+            table.to_parquet(staging / COMPARISON, index=False)
+            table.to_csv(staging / COMPARISON.replace(".parquet", ".csv"), index=False)
+            summary.to_csv(staging / "summary.csv", index=False)
+        context.log.info("manual vs object-oriented training labels (scored against manual masks):\n"
+                         + summary.to_string(index=False))
+        test = summary[summary["split"] == "test"]
+        return MaterializeResult(metadata={
+            "summary": MetadataValue.md(summary.to_markdown(index=False, floatfmt=".3f")),
+            **{f"test_f1_change_{row.architecture}": float(row.f1_change) for row in test.itertuples()},
+            "path": MetadataValue.path(str(layout.comparison / COMPARISON)),
+        })
+
+    @asset_check(asset=label_source_comparison, blocking=True,
+                 description="pandera EvaluationTable schema, and a row per label source x architecture x fold")
+    def label_source_comparison_schema(data_store: DataStore) -> AssetCheckResult:
+        return schema_check(pd.read_parquet(data_store.layout.comparison / COMPARISON), settings, [MANUAL, OBIA])
+
+    return [evaluation_table, evaluation_table_schema, champion_model, label_source_comparison,
+            label_source_comparison_schema]

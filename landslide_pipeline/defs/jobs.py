@@ -10,6 +10,9 @@ PREPARE_SURVEY = "prepare_survey"
 BUILD_TRAINING_SET = "build_training_set"
 TRAIN_MODELS = "train_models"
 EVALUATE = "evaluate_models"
+BUILD_OBIA_TRAINING_SET = "build_obia_training_set"
+TRAIN_OBIA_MODELS = "train_obia_models"
+COMPARE_LABEL_SOURCES = "compare_label_sources"
 
 
 def build_jobs(models: MultiPartitionsDefinition) -> list:
@@ -20,6 +23,13 @@ def build_jobs(models: MultiPartitionsDefinition) -> list:
                          description="Gather labelled tiles of all surveys, augment, assign folds."),
         define_asset_job(TRAIN_MODELS, AssetSelection.assets("trained_model"), partitions_def=models,
                          description="Train one architecture x fold model (a model partition)."),
-        define_asset_job(EVALUATE, AssetSelection.groups("evaluation"),
-                         description="Score every fold model and check the table's schema."),
+        define_asset_job(EVALUATE, AssetSelection.assets("evaluation_table", "champion_model"),
+                         description="Score every fold model, check the table's schema, register the champion."),
+        # Study A's Table 6: the same models trained on object-oriented labels, compared.
+        define_asset_job(BUILD_OBIA_TRAINING_SET, AssetSelection.assets("obia_training_set"),
+                         description="The training set from object-oriented labels, on the manual set's folds."),
+        define_asset_job(TRAIN_OBIA_MODELS, AssetSelection.assets("obia_trained_model"), partitions_def=models,
+                         description="Train one architecture x fold model on object-oriented labels."),
+        define_asset_job(COMPARE_LABEL_SOURCES, AssetSelection.assets("label_source_comparison"),
+                         description="Score manual- and object-oriented-label models against manual masks."),
     ]

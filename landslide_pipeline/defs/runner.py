@@ -12,7 +12,10 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, MultiPartitionKey
 
-from landslide_pipeline.defs.jobs import BUILD_TRAINING_SET, EVALUATE, PREPARE_SURVEY, TRAIN_MODELS
+from landslide_pipeline.defs.jobs import (
+    BUILD_OBIA_TRAINING_SET, BUILD_TRAINING_SET, COMPARE_LABEL_SOURCES, EVALUATE, PREPARE_SURVEY, TRAIN_MODELS,
+    TRAIN_OBIA_MODELS,
+)
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.settings import PipelineSettings
 
@@ -32,6 +35,7 @@ def run_chain(
     survey_ids: Iterable[str],
     asset_config: Mapping[str, dict] | None = None,
     on_step: Callable[[str, float], None] | None = None,
+    label_experiment: bool = False,
 ) -> list[ExecuteInProcessResult]:
     """Runs every stage for the given surveys; raises on the first failed run.
 
@@ -40,13 +44,19 @@ def run_chain(
         settings: The partition settings ``defs`` was built with.
         instance: Where runs and dynamic partitions are recorded.
         survey_ids: Surveys under ``data/raw`` to add as partitions and prepare.
-        asset_config: Run config per asset name, e.g. ``{"trained_model": {"epochs": 2}}``.
+        asset_config: Run config per asset name, e.g. ``{"trained_model": {"epochs": 2}}``;
+            ``training_set`` and ``trained_model`` config also applies to their ``obia_`` twins
+            unless those have their own.
         on_step: Called with each finished step's name and its wall time in seconds.
+        label_experiment: Also train every model on object-oriented labels and compare the two
+            label sources (study A, Table 6); doubles the training time.
 
     Returns:
         The result of every run, in order.
     """
-    asset_config = asset_config or {}
+    # The object-oriented chain trains exactly like the manual one unless given its own config.
+    asset_config = {**{f"obia_{name}": cfg for name, cfg in (asset_config or {}).items()
+                       if name in ("training_set", "trained_model")}, **(asset_config or {})}
     survey_ids = list(survey_ids)
     instance.add_dynamic_partitions(survey_partitions.name, survey_ids)
     results: list[ExecuteInProcessResult] = []
@@ -61,9 +71,19 @@ def run_chain(
     for survey_id in survey_ids:
         step(f"prepare survey {survey_id}", PREPARE_SURVEY, survey_id)
     step("training set", BUILD_TRAINING_SET)
+    train_all("", TRAIN_MODELS, settings, step)
+    step("evaluation", EVALUATE)
+    if label_experiment:
+        step("object-oriented training set", BUILD_OBIA_TRAINING_SET)
+        train_all("object-oriented ", TRAIN_OBIA_MODELS, settings, step)
+        step("label-source comparison", COMPARE_LABEL_SOURCES)
+    return results
+
+
+def train_all(what: str, job_name: str, settings: PipelineSettings,
+              step: Callable[[str, str, MultiPartitionKey], None]) -> None:
+    """One run per architecture x fold partition of a model job."""
     for architecture in settings.architectures:
         for fold in range(settings.n_folds):
             key = MultiPartitionKey({"architecture": architecture, "fold": str(fold)})
-            step(f"train {architecture} fold {fold}", TRAIN_MODELS, key)
-    step("evaluation", EVALUATE)
-    return results
+            step(f"train {what}{architecture} fold {fold}", job_name, key)

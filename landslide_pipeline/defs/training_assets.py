@@ -2,6 +2,7 @@
 
 
 import json
+from pathlib import Path
 from dataclasses import asdict
 from typing import Literal
 
@@ -12,6 +13,7 @@ from dagster import (
 
 from landslide_pipeline.defs.partitions import model_partitions, survey_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
+from landslide_pipeline.defs.labelling_assets import obia_labels
 from landslide_pipeline.defs.survey_assets import LABEL_INDEX, manual_labels
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.nn import count_parameters
@@ -19,15 +21,16 @@ from landslide_pipeline.schemas import FoldAssignment
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.checkpoint import ModelSpec, config_digest, save_model
-from landslide_pipeline.training.dataset import LabelledSurvey, TrainingSet, build_training_set
+from landslide_pipeline.training.dataset import LabelledSurvey, Reference, TrainingSet, build_training_set
 from landslide_pipeline.training.augment import AugmentationSpec
-from landslide_pipeline.training.folds import TEST_FOLD, assign_folds
+from landslide_pipeline.training.folds import TEST_FOLD, assign_folds, inherit_folds
 from landslide_pipeline.training.loop import EpochReport, init_model, pick_device, train_segmentation
 from landslide_pipeline.training.performance import retain_freed_memory
 from landslide_pipeline.training.profiles import TrainingProfile, resolve_profile
 
-# Issue 4 adds object-oriented labels as a second source; until then every model trains on these.
-LABEL_SOURCE = "manual"
+#: Label sources a training set can be built from, and the asset-name prefix of each chain.
+MANUAL, OBIA = "manual", "obia"
+ASSET_PREFIX = {MANUAL: "", OBIA: "obia_"}
 
 
 class TrainingSetConfig(Config):
@@ -68,11 +71,11 @@ class ModelTrainingConfig(Config):
         return resolve_profile(self.profile, **self.model_dump(exclude={"profile"}))
 
 
-def labelled_surveys(layout: DataLayout, survey_ids: list[str]) -> list[LabelledSurvey]:
-    """The surveys that have manual label masks, in a stable order."""
+def labelled_surveys(layout: DataLayout, survey_ids: list[str], source: str) -> list[LabelledSurvey]:
+    """The surveys that have ``source`` label masks, in a stable order."""
     surveys = []
     for survey_id in sorted(survey_ids):
-        labels_dir = layout.labels(LABEL_SOURCE, survey_id)
+        labels_dir = layout.labels(source, survey_id)
         if (labels_dir / LABEL_INDEX).is_file():
             tiles = pd.read_parquet(labels_dir / LABEL_INDEX).drop(columns="geometry")
             role = json.loads(layout.survey_metadata(survey_id).read_text()).get("role", "train")
@@ -80,60 +83,91 @@ def labelled_surveys(layout: DataLayout, survey_ids: list[str]) -> list[Labelled
     return surveys
 
 
-def build_training_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
-    """The training set and the model assets, whose partitions depend on the settings."""
+def fold_table(surveys: list[LabelledSurvey], config: TrainingSetConfig, n_folds: int,
+               inherit_from: Path | None) -> pd.DataFrame:
+    """The folds of the surveys' tiles: inherited from another label source's training set when
+    ``inherit_from`` holds one (same folds and test split on the tiles they share), else assigned."""
+    tiles = pd.concat([s.tiles for s in surveys], ignore_index=True)
+    if inherit_from is not None and (inherit_from / "folds.parquet").is_file():
+        return inherit_folds(tiles, pd.read_parquet(inherit_from / "folds.parquet"))
+    test_surveys = tuple(s.tiles["survey_id"].iloc[0] for s in surveys if s.role == "test")
+    block_px = config.block_tiles * int(tiles["height"].max())
+    return assign_folds(tiles, n_folds, config.seed, config.fold_strategy, block_px, config.test_fraction, test_surveys)
 
-    @asset(group_name="training", kinds={"numpy", "parquet"}, deps=[manual_labels], code_version="1")
-    def training_set(context: AssetExecutionContext, config: TrainingSetConfig,
-                     data_store: DataStore) -> MaterializeResult:
-        """Every labelled tile of every survey as arrays, a held-out test split and a k-fold
-        assignment in spatial blocks, and augmented copies of the fold tiles (flips, rotations,
-        crops, contrast, noise) that keep their tile's fold."""
+
+def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinition:
+    """The training set of one label source. The object-oriented one inherits the manual set's
+    folds and test split and keeps the manual masks as its scoring reference, when they exist."""
+    upstream = manual_labels if source == MANUAL else obia_labels
+    deps = [upstream] if source == MANUAL else [upstream, f"{ASSET_PREFIX[MANUAL]}training_set"]
+
+    @asset(name=f"{ASSET_PREFIX[source]}training_set", group_name="training", kinds={"numpy", "parquet"},
+           deps=deps, code_version="2")
+    def _training_set(context: AssetExecutionContext, config: TrainingSetConfig,
+                      data_store: DataStore) -> MaterializeResult:
         layout = data_store.layout
-        surveys = labelled_surveys(layout, context.instance.get_dynamic_partitions(survey_partitions.name))
+        survey_ids = context.instance.get_dynamic_partitions(survey_partitions.name)
+        surveys = labelled_surveys(layout, survey_ids, source)
         if not surveys:
-            raise ValueError("no survey has manual labels: add landslides.gpkg to a survey and "
-                             "materialize its manual_labels first")
-        tiles = pd.concat([s.tiles for s in surveys], ignore_index=True)
-        block_px = config.block_tiles * int(tiles["height"].max())
-        test_surveys = tuple(s.tiles["survey_id"].iloc[0] for s in surveys if s.role == "test")
-        folds = assign_folds(tiles, settings.n_folds, config.seed, config.fold_strategy, block_px,
-                             config.test_fraction, test_surveys)
+            raise ValueError(f"no survey has {source} labels: materialize {upstream.key.to_user_string()} "
+                             "of a survey first" + (" (add landslides.gpkg to it)" if source == MANUAL else ""))
+        manual_set = layout.training_set(MANUAL) if source != MANUAL else None
+        folds = fold_table(surveys, config, settings.n_folds, manual_set)
         FoldAssignment.validate(folds[list(FoldAssignment.to_schema().columns)])
-        samples = build_training_set(surveys, folds, config.augmentation(), config.seed, config.use_terrain)
-        with atomic_directory(layout.training_set(LABEL_SOURCE)) as staging:
+        reference = None
+        if manual_set is not None and (manual_set / "folds.parquet").is_file():
+            reference = Reference(MANUAL, {s: layout.labels(MANUAL, s) / "masks" for s in folds["survey_id"].unique()})
+            context.log.info(f"{len(folds)} tiles inherit the manual training set's folds; scored against manual masks")
+        samples = build_training_set(surveys, folds, config.augmentation(), config.seed, config.use_terrain,
+                                     reference, source)
+        with atomic_directory(layout.training_set(source)) as staging:
             samples.save(staging)
         per_fold = folds.groupby("fold").agg(tiles=("tile_id", "size"), landslide=("landslide_fraction", "mean"))
         for fold in per_fold.index[per_fold["landslide"] == 0]:
             context.log.warning(f"fold {fold} holds no landslide pixel: its validation F1 will be 0 or undefined")
         return MaterializeResult(metadata={
+            "label_source": source, "reference": reference.source if reference else source,
             "n_tiles": len(folds), "n_samples": len(samples.x), "bands": ", ".join(samples.bands),
             "n_test_tiles": int((folds["fold"] == TEST_FOLD).sum()), "training_set_id": samples.set_id,
             "surveys": ", ".join(s.tiles["survey_id"].iloc[0] for s in surveys),
             "folds": MetadataValue.md(per_fold.to_markdown()),
         })
 
-    @asset(partitions_def=model_partitions(settings), group_name="training", kinds={"pytorch", "mlflow"},
-           deps=[training_set], code_version="1")
-    def trained_model(context: AssetExecutionContext, config: ModelTrainingConfig, data_store: DataStore,
-                      mlflow_tracking: MlflowTracking) -> MaterializeResult:
-        """One model per architecture x fold, trained on the other folds, selected on this fold's
-        validation F1, logged to MLflow as a child run of its cross-validation."""
+    _training_set.__doc__ = (
+        f"Every tile with {source} labels of every survey as arrays, a held-out test split and a k-fold "
+        "assignment in spatial blocks, and augmented copies of the fold tiles (flips, rotations, crops, "
+        "contrast, noise) that keep their tile's fold."
+        + ("" if source == MANUAL else " It inherits the manual training set's folds and test split when "
+           "there is one, and keeps the manual masks to score against."))
+    return _training_set
+
+
+def trained_model_asset(settings: PipelineSettings, source: str, training_set: AssetsDefinition) -> AssetsDefinition:
+    """One model per architecture x fold, trained on one label source's training set."""
+
+    @asset(name=f"{ASSET_PREFIX[source]}trained_model", partitions_def=model_partitions(settings),
+           group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set], code_version="2",
+           description=f"One model per architecture x fold, trained on the other folds of the {source}-label "
+                       "training set, selected on this fold's validation F1, logged to MLflow as a child run "
+                       "of its cross-validation.")
+    def _trained_model(context: AssetExecutionContext, config: ModelTrainingConfig, data_store: DataStore,
+                       mlflow_tracking: MlflowTracking) -> MaterializeResult:
         key = context.partition_key
         assert isinstance(key, MultiPartitionKey)
         architecture, fold = key.keys_by_dimension["architecture"], int(key.keys_by_dimension["fold"])
         layout = data_store.layout
-        samples = TrainingSet.load(layout.training_set(LABEL_SOURCE))
+        samples = TrainingSet.load(layout.training_set(source))
         train_idx, val_idx = samples.split(fold)
         profile = config.resolve()
         training = profile.training
         model = init_model(architecture, samples.x.shape[1], profile.width, training.seed)
         run_config = {"profile": config.profile, "width": profile.width, **asdict(training)}
         # Folds of one cross-validation share a parent run: same architecture, training set and config.
-        group = f"{architecture}:{samples.set_id}:{config_digest(run_config)}"
-        checkpoint = layout.checkpoint(architecture, fold, f"{samples.set_id}-{config_digest(run_config)}")
+        group = f"{source}:{architecture}:{samples.set_id}:{config_digest(run_config)}"
+        checkpoint = layout.checkpoint(source, architecture, fold, f"{samples.set_id}-{config_digest(run_config)}")
         tags = {"dagster.run_id": context.run_id, "dagster.asset_key": context.asset_key.to_user_string(),
-                "dagster.partition": str(key), "architecture": architecture, "fold": str(fold)}
+                "dagster.partition": str(key), "architecture": architecture, "fold": str(fold),
+                "label_source": source}
         device = pick_device()
         if device.type == "cpu":
             retain_freed_memory()  # +10-58 % images/s: large activations stop being re-faulted each step
@@ -144,13 +178,13 @@ def build_training_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
                 f"val loss {epoch.val_loss:.4f}, val F1 {epoch.val_f1:.3f}, {epoch.images_per_second:.1f} images/s")
             mlflow_tracking.log_epoch(epoch)
 
-        with mlflow_tracking.fold_run(group, f"{architecture} {settings.n_folds}-fold CV",
-                                      f"{architecture}-fold{fold}", tags) as run:
+        with mlflow_tracking.fold_run(group, f"{architecture} {settings.n_folds}-fold CV ({source} labels)",
+                                      f"{architecture}-fold{fold}-{source}", tags) as run:
             parameters = count_parameters(model)
             mlflow_tracking.log_params({**run_config, "architecture": architecture, "fold": fold,
                                         "n_train": len(train_idx), "n_val": len(val_idx), "parameters": parameters,
                                         "bands": ",".join(samples.bands), "device": str(device),
-                                        "training_set_id": samples.set_id})
+                                        "training_set_id": samples.set_id, "label_source": source})
             result = train_segmentation(model, (samples.x[train_idx], samples.y[train_idx]),
                                         (samples.x[val_idx], samples.y[val_idx]), training, device, report,
                                         checkpoint)
@@ -158,9 +192,9 @@ def build_training_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
                 context.log.info(f"resumed from the checkpoint after epoch {result.resumed_from_epoch}")
             mlflow_tracking.log_summary(best_epoch=result.best_epoch, best_val_f1=result.best_val_f1,
                                         train_seconds=result.seconds)
-            spec = ModelSpec(architecture, samples.x.shape[1], 2, profile.width, samples.bands, fold, LABEL_SOURCE,
+            spec = ModelSpec(architecture, samples.x.shape[1], 2, profile.width, samples.bands, fold, source,
                              parameters, result.best_epoch, result.seconds, run.info.run_id)
-            with atomic_directory(layout.model(architecture, fold)) as staging:
+            with atomic_directory(layout.model(source, architecture, fold)) as staging:
                 save_model(staging, model, spec)
                 model_uri = mlflow_tracking.log_model(model, samples.x[val_idx[:2]], staging)
         checkpoint.unlink(missing_ok=True)
@@ -168,6 +202,15 @@ def build_training_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
             "best_epoch": result.best_epoch, "best_val_f1": result.best_val_f1, "parameters": parameters,
             "train_seconds": round(result.seconds, 1), "mlflow_run_id": run.info.run_id, "model_uri": model_uri,
             "device": str(device), "profile": config.profile, "resumed_from_epoch": result.resumed_from_epoch,
+            "label_source": source,
         })
 
-    return [training_set, trained_model]
+    return _trained_model
+
+
+def build_training_assets(settings: PipelineSettings, source: str = MANUAL) -> list[AssetsDefinition]:
+    """The training set and the model assets of one label source (``training_set`` and
+    ``trained_model`` for manual labels, ``obia_training_set`` and ``obia_trained_model`` for
+    object-oriented ones); the model partitions depend on the settings."""
+    training_set = training_set_asset(settings, source)
+    return [training_set, trained_model_asset(settings, source, training_set)]

@@ -18,8 +18,12 @@ def evaluate_fold_model(model_dir: Path, training_set: TrainingSet,
                         device: torch.device | None = None) -> list[dict[str, Any]]:
     """Evaluation-table rows of one fold model: on its fold's validation tiles and, when the
     training set has a held-out test split, on the test tiles. Each row holds confusion counts
-    summed over the split's original tiles, the metrics derived from them, and the model's
-    training facts."""
+    summed over the split's original tiles (against the set's reference masks when it has them,
+    else its labels), the metrics derived from them, and the model's training facts.
+
+    The model may come from another training set over the same tiles and folds (the label-source
+    comparison scores manual and object-oriented models on the object-oriented set, whose
+    reference is the manual masks)."""
     device = device or pick_device()
     model, spec = load_model(model_dir, device)
     splits = {"validation": training_set.split(spec.fold)[1], "test": training_set.test_indices()}
@@ -29,9 +33,11 @@ def evaluate_fold_model(model_dir: Path, training_set: TrainingSet,
     for split, idx in splits.items():
         if len(idx) == 0:
             continue
-        counts = confusion_counts(predict_masks(model, training_set.x[idx], device=device), training_set.y[idx])
+        predicted = predict_masks(model, training_set.x[idx], device=device)
+        counts = confusion_counts(predicted, training_set.scoring_masks(idx))
         rows.append({
             "architecture": spec.architecture, "fold": spec.fold, "split": split, "label_source": spec.label_source,
+            "reference": training_set.reference_source or training_set.label_source,
             "n_tiles": len(idx), **counts.as_dict(), **segmentation_metrics(counts),
             "best_epoch": spec.best_epoch, "train_seconds": spec.train_seconds,
             "parameters": spec.parameters, "mlflow_run_id": spec.mlflow_run_id,
@@ -52,3 +58,23 @@ def pick_champion(table: pd.DataFrame) -> dict[str, Any]:
     architecture/fold. The test split plays no part: it stays an unbiased estimate."""
     ranked = table[table["split"] == "validation"].sort_values(["f1", "kappa", "architecture", "fold"], ascending=[False, False, True, True])
     return ranked.iloc[0].to_dict()
+
+
+def compare_label_sources(table: pd.DataFrame, baseline: str, candidate: str) -> pd.DataFrame:
+    """Per architecture and split: each label source's mean precision, recall, F1 and kappa over
+    folds, and the candidate's relative change over the baseline ((candidate - baseline) /
+    baseline, as study A reports +12 %), with the number of folds where the candidate's F1 is higher."""
+    scores = ["precision", "recall", "f1", "kappa"]
+    means = table.groupby(["architecture", "split", "label_source"])[scores].mean().unstack("label_source")
+    rows = []
+    for (architecture, split), row in means.iterrows():
+        entry: dict[str, Any] = {"architecture": architecture, "split": split}
+        for metric in scores:
+            base, cand = row[(metric, baseline)], row[(metric, candidate)]
+            entry |= {f"{metric}_{baseline}": base, f"{metric}_{candidate}": cand,
+                      f"{metric}_change": (cand - base) / base if base else float("nan")}
+        f1 = table[(table["architecture"] == architecture) & (table["split"] == split)].pivot(
+            index="fold", columns="label_source", values="f1")
+        entry["folds_candidate_better"] = int((f1[candidate] > f1[baseline]).sum())
+        rows.append(entry)
+    return pd.DataFrame(rows)

@@ -120,3 +120,19 @@ def _test_groups(stats: pd.DataFrame, n_folds: int, test_fraction: float) -> lis
     if len(stats) - len(chosen) < n_folds:
         raise ValueError(f"{len(stats)} groups cannot make {n_folds} folds and a test split; lower test_fraction")
     return chosen
+
+
+def inherit_folds(tiles: pd.DataFrame, assigned: pd.DataFrame) -> pd.DataFrame:
+    """The tiles of ``tiles`` that ``assigned`` (another label source's fold table) holds, with
+    that table's group and fold: two training sets over the same tiles then share their folds
+    and test split, so their models can be compared tile for tile.
+
+    Raises:
+        ValueError: no tile in common.
+    """
+    keys = ["survey_id", "tile_id"]
+    shared = tiles.drop(columns=["group", "fold"], errors="ignore").merge(
+        assigned[keys + ["group", "fold"]], on=keys, how="inner", validate="one_to_one")
+    if shared.empty:
+        raise ValueError("no tile in common with the fold table to inherit")
+    return shared

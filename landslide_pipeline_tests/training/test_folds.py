@@ -100,3 +100,17 @@ def test_a_test_survey_is_the_whole_test_split():
     is_test = folds["fold"] == TEST_FOLD
     assert (is_test == (folds["survey_id"] == "official-validation")).all()  # test_fraction ignored
     assert set(folds.loc[~is_test, "fold"]) == set(range(5))
+
+
+def test_inherited_folds_keep_the_other_sources_assignment_on_common_tiles():
+    from landslide_pipeline.training.folds import inherit_folds
+
+    manual = assign_folds(grid_tiles(8), 4, seed=1, block_px=128, test_fraction=0.2)
+    obia = grid_tiles(8).assign(landslide_fraction=0.5).iloc[::-1].head(50)  # another order, a subset
+    inherited = inherit_folds(obia, manual)
+    assert len(inherited) == 50
+    expected = manual.set_index("tile_id").loc[inherited["tile_id"], "fold"].to_numpy()
+    assert (inherited["fold"].to_numpy() == expected).all()
+    assert (inherited["landslide_fraction"] == 0.5).all()  # the tiles' own columns are kept
+    with pytest.raises(ValueError, match="no tile in common"):
+        inherit_folds(grid_tiles(2, survey="elsewhere"), manual)
