@@ -12,7 +12,10 @@ it read from files (``rchar`` of ``/proc/self/io``), in alternating rounds; medi
 - tiler: the pipeline's own ``tile_survey`` writing uncompressed GeoTIFF tiles into a RAM
   folder (``/dev/shm``), so that, like the reference read from the page cache, it touches
   memory only and the figure is the tiler's, not the disk's;
-- tiler_disk: the same writing to a folder on disk (``/tmp``), for the end-to-end figure.
+- tiler_disk: the same writing to a folder on disk (``/tmp``), for the end-to-end figure;
+- disk_floor: no reading and no GeoTIFF at all, only as many raw files of a tile's bytes written
+  to the same disk folder: what the file system alone costs for that many tiles, the ceiling of
+  any tiler that writes one file per tile there.
 
 Throughput is the scene's uncompressed size over the wall time. The last line is JSON.
 """
@@ -83,7 +86,19 @@ def output_folder(mode: str) -> Path:
 
 def child(mode: str, path: Path, tile_size: int, output_compress: str) -> dict:
     """Runs one measurement in this (child) process."""
-    if mode == "reference":
+    if mode == "disk_floor":
+        tile_bytes = np.zeros(tile_size * tile_size * 3, dtype=np.uint8)
+        with rasterio.open(path) as src:
+            n_tiles = -(-src.width // tile_size) * -(-src.height // tile_size)
+        work = Path(tempfile.mkdtemp(prefix="landslide-floor-", dir=BENCH_DIR))
+        try:
+            before, start = _rchar(), time.perf_counter()
+            for i in range(n_tiles):
+                tile_bytes.tofile(work / f"{i}.raw")
+            seconds = time.perf_counter() - start
+        finally:
+            shutil.rmtree(work)
+    elif mode == "reference":
         from landslide_pipeline.geo.tiling import GDAL_CACHE_MB
 
         before, start = _rchar(), time.perf_counter()
@@ -130,7 +145,7 @@ def main() -> None:
     parser.add_argument("--source-compress", choices=("none", "deflate", "lzw"), default="deflate")
     parser.add_argument("--output-compress", choices=("none", "deflate", "lzw", "zstd"), default="none")
     parser.add_argument("--rounds", type=int, default=3, help="alternating reference/tiler runs; medians count")
-    parser.add_argument("--child", choices=("reference", "tiler", "tiler_disk"))
+    parser.add_argument("--child", choices=("reference", "tiler", "tiler_disk", "disk_floor"))
     parser.add_argument("--path", type=Path)
     args = parser.parse_args()
     if args.child:
@@ -141,7 +156,7 @@ def main() -> None:
         print(f"generating {path} ...", flush=True)
         generate_scene(path, args.size, args.source_compress)
     measure("reference", path, args.tile_size, args.output_compress)  # warms the page cache for both
-    runs: dict[str, list[dict]] = {"reference": [], "tiler": [], "tiler_disk": []}
+    runs: dict[str, list[dict]] = {"reference": [], "tiler": [], "tiler_disk": [], "disk_floor": []}
     for _ in range(args.rounds):
         for mode in runs:
             runs[mode].append(measure(mode, path, args.tile_size, args.output_compress))
@@ -153,8 +168,11 @@ def main() -> None:
           f"{figures['tiler_file_reads_per_source_byte']} file bytes read per byte of the scene file)")
     print(f"{'tiler_disk':<10} {figures['tiler_disk_mb_s']:>8} {figures['tiler_disk_peak_rss_mb']:>12}  "
           f"(writing to {output_folder('tiler_disk')})")
+    print(f"{'disk_floor':<10} {figures['disk_floor_mb_s']:>8} {'':>12}  "
+          f"(only writing {figures['n_tiles']} raw tile-sized files there, nothing read)")
     print(f"tiler / reference = {figures['throughput_ratio']:.0%} (target {TARGET_RATIO:.0%}, "
-          f"RSS < {RSS_LIMIT_MB} MB); on disk {figures['disk_throughput_ratio']:.0%}")
+          f"RSS < {RSS_LIMIT_MB} MB); on disk {figures['disk_throughput_ratio']:.0%}, "
+          f"where writing the files alone allows at most {figures['disk_floor_ratio']:.0%}")
     print(json.dumps(figures))
 
 
@@ -176,6 +194,8 @@ def summarize(args: argparse.Namespace, runs: dict[str, list[dict]], scene_bytes
     figures["tiler_disk_peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs["tiler_disk"]), 1)
     figures["throughput_ratio"] = round(figures["tiler_mb_s"] / figures["reference_mb_s"], 3)
     figures["disk_throughput_ratio"] = round(figures["tiler_disk_mb_s"] / figures["reference_mb_s"], 3)
+    figures["disk_floor_mb_s"] = round(scene_bytes / seconds["disk_floor"] / 1e6, 1)
+    figures["disk_floor_ratio"] = round(figures["disk_floor_mb_s"] / figures["reference_mb_s"], 3)
     figures["target_met"] = bool(figures["throughput_ratio"] >= TARGET_RATIO
                                  and figures["tiler_peak_rss_mb"] < RSS_LIMIT_MB)
     return figures

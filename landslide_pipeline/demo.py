@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 from dagster import DagsterInstance
 
 from landslide_pipeline.defs import build_definitions
@@ -39,6 +40,8 @@ def ensure_dagster_home(project_root: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per fold model (default: asset config)")
+    parser.add_argument("--label-experiment", action="store_true",
+                        help="also train on object-oriented labels and compare the label sources (study A, Table 6)")
     args = parser.parse_args(argv)
     root = Path.cwd()
     home = ensure_dagster_home(root)
@@ -51,12 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     defs = build_definitions(settings)
     config = {"trained_model": {"epochs": args.epochs}} if args.epochs else {}
     run_chain(defs, settings, DagsterInstance.get(), [DEMO_SURVEY], config,
-              on_step=lambda name, s: print(f"[demo] {name}: {s:.1f} s", flush=True))
+              on_step=lambda name, s: print(f"[demo] {name}: {s:.1f} s", flush=True),
+              label_experiment=args.label_experiment)
     table = read_evaluation_table(layout)
     print("\nEvaluation (landslide class; each fold model on its validation fold and on the held-out test tiles):")
     print(table.drop(columns=["mlflow_run_id", "label_source"]).to_string(index=False, float_format="%.3f"))
     print("\nMean over folds:")
     print(summarise_by_architecture(table).to_string(index=False, float_format="%.3f"))
+    if args.label_experiment:
+        summary = pd.read_csv(layout.comparison / "summary.csv")
+        print("\nManual vs object-oriented training labels, scored against the manual masks (mean over folds):")
+        print(summary.to_string(index=False, float_format="%.3f"))
     print(f"\nDone in {time.perf_counter() - started:.0f} s.\n"
           f"Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000"
           "   (or: make ui)  -> http://127.0.0.1:3000\n"

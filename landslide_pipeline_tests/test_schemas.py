@@ -6,7 +6,8 @@ from landslide_pipeline.schemas import EvaluationTable
 
 
 def row(arch: str, fold: int, **over) -> dict:
-    base = dict(architecture=arch, fold=fold, split="validation", label_source="manual", n_tiles=4, tp=10, fp=2, fn=3, tn=85,
+    base = dict(architecture=arch, fold=fold, split="validation", label_source="manual", reference="manual",
+                n_tiles=4, tp=10, fp=2, fn=3, tn=85,
                 precision=0.83, recall=0.77, f1=0.8, iou=0.67, accuracy=0.95, kappa=0.77, best_epoch=3,
                 train_seconds=12.0, parameters=1000, mlflow_run_id="abc")
     return {**base, **over}
@@ -35,3 +36,10 @@ def test_missing_fold_or_duplicate_key_fails():
         EvaluationTable.validate(pd.DataFrame([row("unet", 0), row("unet", 1), row("linknet", 0)]))
     with pytest.raises(pa.errors.SchemaError):
         EvaluationTable.validate(pd.DataFrame([row("unet", 0), row("unet", 0)]))
+
+
+def test_two_label_sources_share_a_table_but_each_needs_every_fold():
+    rows = [row("unet", f, label_source=source) for source in ("manual", "obia") for f in range(2)]
+    EvaluationTable.validate(pd.DataFrame(rows))
+    with pytest.raises(pa.errors.SchemaError, match="every architecture"):
+        EvaluationTable.validate(pd.DataFrame(rows[:-1]))
