@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from landslide_pipeline.defs.automation import ingest_survey, new_survey_sensor, survey_automation
 from landslide_pipeline.defs.evaluation_assets import build_evaluation_assets
 from landslide_pipeline.defs.jobs import build_jobs
 from landslide_pipeline.defs.labelling_assets import label_agreement, label_agreement_schema, obia_labels
@@ -24,7 +25,8 @@ def build_definitions(settings: PipelineSettings, data_dir: str = "data",
                 *build_training_assets(settings, MANUAL), *build_training_assets(settings, OBIA),
                 evaluation[0], evaluation[2], evaluation[3]],
         asset_checks=[evaluation[1], evaluation[4], label_agreement_schema],
-        jobs=build_jobs(model_partitions(settings)),
+        jobs=[*build_jobs(model_partitions(settings)), ingest_survey],
+        sensors=[new_survey_sensor, survey_automation],
         resources={
             "data_store": DataStore(root=data_dir),
             "mlflow_tracking": MlflowTracking(tracking_uri=tracking_uri, artifact_root=artifact_root),

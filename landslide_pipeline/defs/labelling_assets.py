@@ -11,7 +11,8 @@ import geopandas as gpd
 import pandas as pd
 import pandera.pandas as pa
 from dagster import (
-    AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, Config,
+    AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AutomationCondition,
+    Config,
     MaterializeResult, MetadataValue, asset, asset_check,
 )
 from pydantic import Field
@@ -50,7 +51,8 @@ class ObiaConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"geotiff", "parquet"},
-       deps=[raw_survey, survey_tiles, manual_labels], code_version="1")
+       deps=[raw_survey, survey_tiles, manual_labels], code_version="1",
+       automation_condition=AutomationCondition.eager())
 def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: DataStore) -> MaterializeResult:
     """Object-oriented landslide masks on every tile's grid, in the manual labels' layout.
 
@@ -99,7 +101,7 @@ def _manual_samples(layout: DataLayout, survey_id: str) -> TileMasks | None:
 
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"pandas", "parquet"},
-       deps=[obia_labels, manual_labels], code_version="1")
+       deps=[obia_labels, manual_labels], code_version="1", automation_condition=AutomationCondition.eager())
 def label_agreement(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
     """Per survey: object-oriented labels scored against the manual ones over their common tiles
     (precision, recall, F1, IoU, accuracy, kappa), and both against the ground truth when the

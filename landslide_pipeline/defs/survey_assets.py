@@ -4,7 +4,7 @@ import json
 from typing import Literal
 
 import geopandas as gpd
-from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AutomationCondition, Config, DataVersion, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from landslide_pipeline.defs.partitions import survey_partitions
@@ -50,7 +50,7 @@ class TilingConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff", "parquet"},
-       deps=[raw_survey], code_version="2")
+       deps=[raw_survey], code_version="2", automation_condition=AutomationCondition.eager())
 def survey_tiles(context: AssetExecutionContext, config: TilingConfig, data_store: DataStore) -> MaterializeResult:
     """GeoTIFF tiles of the image (and of DEM terrain bands), with a GeoParquet tile index."""
     layout = data_store.layout
@@ -77,7 +77,7 @@ class LabelConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"geotiff", "parquet"},
-       deps=[survey_tiles], code_version="2")
+       deps=[survey_tiles], code_version="2", automation_condition=AutomationCondition.eager())
 def manual_labels(context: AssetExecutionContext, config: LabelConfig, data_store: DataStore) -> MaterializeResult:
     """Landslide masks on every tile's grid: a scene's polygons rasterized (pixel centres inside;
     Labelme as Labelme draws), or a tile data set's masks decoded and cut like its images.

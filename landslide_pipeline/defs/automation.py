@@ -1,0 +1,49 @@
+"""Hands-free operation: a sensor for arriving surveys, and declarative automation downstream.
+
+- ``new_survey_sensor`` (running by default) watches ``data/raw/``. For every folder with a
+  ``READY`` marker (see ``geo/arrivals.py``) that is new, or whose marker was touched since, it
+  adds the survey as a dynamic partition and requests ``ingest_survey`` (``raw_survey``) for it.
+- Survey-partitioned assets downstream carry ``AutomationCondition.eager()``; the automation
+  sensor ``survey_automation`` (running by default) materializes exactly the partitions whose
+  upstream partition changed: a new survey is tiled, labelled and mapped; re-tiling one survey
+  re-labels and re-maps that survey only.
+- Training is not automated: a new survey's labels change the training set, and retraining
+  every architecture x fold is a decision to launch (``build_training_set``, ``train_models``).
+"""
+
+import json
+
+from dagster import (
+    AssetSelection, AutomationCondition, AutomationConditionSensorDefinition, DefaultSensorStatus, RunRequest,
+    SensorEvaluationContext, SensorResult, define_asset_job, sensor,
+)
+
+from landslide_pipeline.defs.partitions import survey_partitions
+from landslide_pipeline.defs.resources import DataStore
+from landslide_pipeline.geo.arrivals import ready_surveys, surveys_to_run
+
+INGEST_SURVEY = "ingest_survey"
+
+ingest_survey = define_asset_job(INGEST_SURVEY, AssetSelection.assets("raw_survey"), partitions_def=survey_partitions,
+                                 description="Validate one arrived survey; automation does the rest.")
+
+
+@sensor(job=ingest_survey, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+        description="Adds each survey folder of data/raw that has a READY marker as a partition and ingests it; "
+                    "touching READY again re-ingests it.")
+def new_survey_sensor(context: SensorEvaluationContext, data_store: DataStore) -> SensorResult:
+    seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    ready = ready_surveys(data_store.layout.raw)
+    due = surveys_to_run(ready, seen)
+    known = set(context.instance.get_dynamic_partitions(survey_partitions.name))
+    new = [survey_id for survey_id in due if survey_id not in known]
+    return SensorResult(
+        run_requests=[RunRequest(run_key=f"{survey_id}:{ready[survey_id]}", partition_key=survey_id) for survey_id in due],
+        dynamic_partitions_requests=[survey_partitions.build_add_request(new)] if new else [],
+        cursor=json.dumps({**seen, **{survey_id: ready[survey_id] for survey_id in due}}),
+    )
+
+
+survey_automation = AutomationConditionSensorDefinition(
+    "survey_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
+    description="Materializes the survey-partitioned assets whose upstream partition changed.")
