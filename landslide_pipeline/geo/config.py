@@ -7,6 +7,7 @@ Every key of the file is optional; unknown keys are refused so that a typo canno
 ```toml
 kind = "scene"                 # "scene" (default): one georeferenced image; "tiles": a pre-cut data set
 site = "atsuma-east"           # surveys of one place over time share a site (for change detection)
+date = 2025-06-01              # when the survey was flown (TOML date): orders a site's surveys for change detection
 role = "train"                 # "train" (default): its labelled tiles are dealt into the folds (and a
                                # share held out as test); "test": all its tiles form the held-out test split
 source = "../../../../shared/data/coseismic_scene"  # folder the paths below are relative to
@@ -32,6 +33,7 @@ adapter = "l4s_rgb"            # configs/datasets/<name>.toml, a path to one, or
 
 from __future__ import annotations
 
+import datetime
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +124,7 @@ class SurveyConfig:
         kind: "scene" or "tiles".
         site: The place the survey shows, shared by surveys of one site over time.
         role: "train" (tiles go to the folds) or "test" (every tile is held out for testing).
+        date: ISO date of acquisition; a site's surveys are compared in date order.
         source: Absolute folder that image, dem, labels (scene) or the data set (tiles) are in.
         config_file: The survey.toml read, or None.
         image: File names or globs of the scene image; several files make a mosaic.
@@ -137,6 +140,7 @@ class SurveyConfig:
     kind: str = "scene"
     site: str | None = None
     role: str = "train"
+    date: str | None = None
     source: Path = Path(".")
     config_file: Path | None = None
     image: tuple[str, ...] = (DEFAULT_IMAGE,)
@@ -164,7 +168,7 @@ def load_survey_config(survey_dir: Path) -> SurveyConfig:
     kind = table.choice("kind", KINDS, "scene")
     source = _source_folder(path, table.get("source", str, "."))
     config = SurveyConfig(
-        kind=kind, site=table.get("site", str), role=table.choice("role", ROLES, "train"), source=source, config_file=path,
+        kind=kind, site=table.get("site", str), role=table.choice("role", ROLES, "train"), date=_date(table), source=source, config_file=path,
         image=table.get_list("image", str, (DEFAULT_IMAGE,)), dem=table.get("dem", str),
         nodata=_number(table, "nodata"), bands=_bands(table), terrain_bands=_terrain_bands(table),
         relief_radius_m=float(table.get("relief_radius_m", (int, float), 10.0)),
@@ -185,6 +189,18 @@ def _source_folder(config_file: Path, source: str) -> Path:
     if not folder.is_dir():
         raise SurveyInputError(config_file, f"source folder {folder} does not exist")
     return folder
+
+
+def _date(table: Table) -> str | None:
+    value = table.get("date", (datetime.date, str))
+    if isinstance(value, datetime.datetime):
+        value = value.date()
+    if isinstance(value, str):
+        try:
+            value = datetime.date.fromisoformat(value)
+        except ValueError as err:
+            raise SurveyInputError(table.path, f"date must be an ISO date like 2025-06-01, got {value!r}") from err
+    return None if value is None else value.isoformat()
 
 
 def _number(table: Table, key: str) -> float | None:

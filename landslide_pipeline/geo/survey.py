@@ -89,6 +89,7 @@ class SurveyMetadata:
     kind: str
     site: str | None
     role: str
+    date: str | None
     crs: str | None
     width: int | None
     height: int | None
@@ -132,7 +133,8 @@ def inspect_survey(survey_id: str, files: SurveyFiles) -> SurveyMetadata:
             does not cover the image, labels that do not overlap it, or tiles whose masks do not fit.
     """
     validate_survey_id(survey_id)
-    common = dict(survey_id=survey_id, kind=files.kind, site=files.config.site, role=files.config.role)
+    common = dict(survey_id=survey_id, kind=files.kind, site=files.config.site, role=files.config.role,
+                  date=files.config.date)
     if files.kind == "tiles":
         summary = inspect_dataset(files.config.source, files.adapter)
         return SurveyMetadata(**common, crs=None, width=None, height=None, bands=summary.bands, dtype=summary.dtype,

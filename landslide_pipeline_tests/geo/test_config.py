@@ -31,6 +31,8 @@ def test_a_config_renames_files_and_points_at_data_elsewhere(small_survey, tmp_p
     survey = write_config(tmp_path / "raw" / "elsewhere", """
 kind = "scene"
 site = "pit-north"
+date = 2025-06-01
+role = "test"
 source = "../tiny"
 image = "ortho.tif"
 dem = "dem.tif"
@@ -44,6 +46,7 @@ path = "mapped.gpkg"
     config = load_survey_config(survey)
     assert config.source == small_survey.resolve()
     assert (config.site, config.nodata, config.bands, config.relief_radius_m) == ("pit-north", 0.0, (1, 3), 2.5)
+    assert (config.date, config.role) == ("2025-06-01", "test")
     assert config.terrain_bands == ("elevation", "slope", "relief")
     files = find_survey_files(survey)
     assert files.image.name == "ortho.tif" and files.labels.name == "mapped.gpkg"
@@ -60,6 +63,8 @@ path = "mapped.gpkg"
     ('source = "no/such/folder"', "does not exist"),
     ("[labels]\nformat = 'gpkg'", "needs a path"),
     ("kind = [", "invalid TOML"),
+    ('role = "holdout"', "role must be one of"),
+    ('date = "June 2025"', "ISO date"),
 ])
 def test_config_mistakes_name_the_file_and_the_key(tmp_path, text, problem):
     survey = write_config(tmp_path / "s", text)

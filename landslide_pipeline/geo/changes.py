@@ -1,0 +1,124 @@
+"""Landslide changes between two surveys of one site: new landslides and grown ones.
+
+Each landslide polygon of the current map is matched with the previous map's polygons it
+overlaps (by at least ``min_overlap_m2``, so that outlines that merely touch, or differ by
+simplification, do not match). A current landslide with no match is **new**; one whose area
+exceeds its matches' total by at least ``min_growth_m2`` *and* ``min_growth_fraction`` is
+**grown**; any other match is **stable**. Previous landslides that no current one overlaps are
+reported as **gone** (e.g. cleared debris), so the table accounts for every polygon of both maps.
+Areas are computed in the current map's CRS, which must be projected (metres).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+Change = Literal["new", "grown", "stable", "gone"]
+
+
+@dataclass(frozen=True)
+class ChangeRules:
+    """When a landslide counts as grown, and when new or grown area warrants a warning."""
+
+    min_growth_m2: float = 50.0
+    min_growth_fraction: float = 0.2
+    min_overlap_m2: float = 1.0
+    alert_area_m2: float = 500.0  # new + grown area above this raises the change check's warning
+
+
+def detect_changes(previous: gpd.GeoDataFrame, current: gpd.GeoDataFrame, rules: ChangeRules) -> gpd.GeoDataFrame:
+    """One row per landslide of either map: its change, areas and the matched polygons.
+
+    Args:
+        previous: Landslide polygons of the earlier survey (any CRS; reprojected).
+        current: Landslide polygons of the later survey, in a projected CRS.
+        rules: Growth and overlap thresholds.
+
+    Returns:
+        A GeoDataFrame in the current CRS with ``change``, ``area_m2``, ``previous_area_m2``,
+        ``growth_m2``, ``growth_fraction``, ``current_id`` and ``previous_ids`` (comma-separated
+        row numbers of the matched previous polygons); geometry is the current polygon (the previous
+        one for "gone").
+
+    Raises:
+        ValueError: the current map has no CRS or a geographic one.
+    """
+    if current.crs is None or not current.crs.is_projected:
+        raise ValueError(f"change detection needs a projected CRS in metres, got {current.crs}")
+    previous = previous.to_crs(current.crs) if previous.crs is not None else previous.set_crs(current.crs)
+    previous = previous.reset_index(drop=True)
+    current = current.reset_index(drop=True)
+    pairs = _overlaps(previous, current, rules.min_overlap_m2)
+    rows = [_current_row(i, geometry, pairs, previous, rules) for i, geometry in enumerate(current.geometry)]
+    matched = set(pairs["previous"])
+    rows += [{"change": "gone", "area_m2": 0.0, "previous_area_m2": float(geometry.area), "growth_m2": -float(geometry.area),
+              "growth_fraction": -1.0, "current_id": -1, "previous_ids": str(j), "geometry": geometry}
+             for j, geometry in enumerate(previous.geometry) if j not in matched]
+    columns = ["change", "area_m2", "previous_area_m2", "growth_m2", "growth_fraction", "current_id", "previous_ids"]
+    table = pd.DataFrame(rows, columns=[*columns, "geometry"])
+    return gpd.GeoDataFrame(table, geometry="geometry", crs=current.crs)
+
+
+def _overlaps(previous: gpd.GeoDataFrame, current: gpd.GeoDataFrame, min_overlap_m2: float) -> pd.DataFrame:
+    """Pairs (current, previous) of polygons that share at least ``min_overlap_m2``."""
+    if previous.empty or current.empty:
+        return pd.DataFrame({"current": np.array([], int), "previous": np.array([], int)})
+    cur_idx, prev_idx = previous.sindex.query(current.geometry, predicate="intersects")
+    overlap = current.geometry.values[cur_idx].intersection(previous.geometry.values[prev_idx]).area
+    keep = overlap >= min_overlap_m2
+    return pd.DataFrame({"current": cur_idx[keep], "previous": prev_idx[keep]})
+
+
+def _current_row(i: int, geometry, pairs: pd.DataFrame, previous: gpd.GeoDataFrame, rules: ChangeRules) -> dict:
+    matches = pairs.loc[pairs["current"] == i, "previous"].to_numpy()
+    area = float(geometry.area)
+    before = float(previous.geometry.values[matches].area.sum()) if len(matches) else 0.0
+    growth = area - before
+    fraction = growth / before if before else float("inf")
+    if not len(matches):
+        change: Change = "new"
+    elif growth >= rules.min_growth_m2 and fraction >= rules.min_growth_fraction:
+        change = "grown"
+    else:
+        change = "stable"
+    return {"change": change, "area_m2": area, "previous_area_m2": before, "growth_m2": growth,
+            "growth_fraction": fraction, "current_id": i, "previous_ids": ",".join(map(str, sorted(matches))),
+            "geometry": geometry}
+
+
+def change_summary(changes: gpd.GeoDataFrame, rules: ChangeRules) -> dict[str, float | int | bool]:
+    """Counts and areas per change, and whether new + grown area exceeds the alert limit."""
+    new = changes[changes["change"] == "new"]
+    grown = changes[changes["change"] == "grown"]
+    flagged = float(new["area_m2"].sum() + grown["growth_m2"].sum())
+    return {
+        "n_new": len(new), "n_grown": len(grown), "n_stable": int((changes["change"] == "stable").sum()),
+        "n_gone": int((changes["change"] == "gone").sum()), "new_area_m2": float(new["area_m2"].sum()),
+        "grown_area_m2": float(grown["growth_m2"].sum()), "flagged_area_m2": flagged,
+        "alert": flagged > rules.alert_area_m2,
+    }
+
+
+def previous_survey(surveys: list[dict], survey_id: str) -> str | None:
+    """The survey of the same site just before ``survey_id``, or None (no site, or the first).
+
+    Args:
+        surveys: Survey metadata records (``survey_id``, ``site``, ``date``: ISO or None).
+        survey_id: The later survey.
+
+    A site's surveys are ordered by date, then by id; surveys without a date sort by id after dated
+    ones, so name undated surveys in time order (e.g. ``pit_2024_06``).
+    """
+    by_id = {s["survey_id"]: s for s in surveys}
+    site = by_id[survey_id].get("site")
+    if site is None:
+        return None
+    ordered = sorted((s for s in surveys if s.get("site") == site),
+                     key=lambda s: (s.get("date") is None, s.get("date") or "", s["survey_id"]))
+    position = [s["survey_id"] for s in ordered].index(survey_id)
+    return ordered[position - 1]["survey_id"] if position else None
