@@ -24,6 +24,11 @@ class ConfusionCounts:
     fn: int = 0
     tn: int = 0
 
+    def __post_init__(self) -> None:
+        # Counts read back from a table are numpy int64, whose n * n in kappa overflows past ~3e9 pixels.
+        for name in ("tp", "fp", "fn", "tn"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+
     def __add__(self, other: ConfusionCounts) -> ConfusionCounts:
         return ConfusionCounts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
