@@ -12,6 +12,7 @@ data/
   checkpoints/<source>/<architecture>/fold_<k>/<training set>-<config>.pt   while training (resume)
   evaluation/                 evaluation.parquet, evaluation.csv (models trained on manual labels)
   comparison/                 label_sources.parquet, .csv: manual vs object-oriented training labels
+  reports/<experiment>/       report.md, plots (PNG), summary.csv
 ```
 """
 
@@ -82,6 +83,11 @@ class DataLayout:
     @property
     def evaluation(self) -> Path:
         return self.root / "evaluation"
+
+    @property
+    def reports(self) -> Path:
+        """One folder per experiment report."""
+        return self.root / "reports"
 
     @property
     def comparison(self) -> Path:

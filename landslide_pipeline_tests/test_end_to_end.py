@@ -40,7 +40,7 @@ def test_every_asset_is_materialized(chain):
     instance = chain["instance"]
     for key in ["raw_survey", "survey_tiles", "manual_labels", "obia_labels", "label_agreement", "training_set",
                 "trained_model", "evaluation_table", "champion_model", "obia_training_set", "obia_trained_model",
-                "label_source_comparison"]:
+                "label_source_comparison", "architecture_comparison"]:
         assert instance.get_latest_materialization_event(AssetKey(key)) is not None, key
     assert all(r.success for r in chain["results"])
 
@@ -146,3 +146,21 @@ def test_label_source_comparison_scores_both_sources_on_the_same_tiles(chain):
     # Object-oriented labels of the synthetic pit are good (F1 ~0.9 against the truth): models trained
     # on them must also find landslides.
     assert row["f1_obia"] > 0.3
+
+
+@pytest.mark.parametrize("folder, plots", [
+    ("reports/architectures", ["architectures_validation.png", "architectures_test.png", "panel.png"]),
+    ("comparison", ["label_source_validation.png", "label_source_test.png", "panel.png"]),
+])
+def test_experiment_reports_link_their_plots_and_runs_and_are_logged_to_mlflow(chain, folder, plots):
+    directory = chain["layout"].root / folder
+    report = (directory / "report.md").read_text()
+    for name in plots:
+        assert (directory / name).stat().st_size > 5_000 and f"({name})" in report
+    assert "/#/experiments/" in report and "/runs/" in report
+    mlflow.set_tracking_uri(chain["tracking_uri"])
+    runs = mlflow.search_runs(experiment_names=["landslide-pipeline"], output_format="pandas")
+    kind = "architectures" if "architectures" in folder else "label_sources"
+    run_id = runs.loc[runs["tags.landslide.report"] == kind, "run_id"].iloc[0]
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "report")}
+    assert f"report/{plots[0]}" in logged and "report/report.md" in logged

@@ -9,6 +9,7 @@ from landslide_pipeline.defs.evaluation_assets import build_evaluation_assets
 from landslide_pipeline.defs.jobs import build_jobs
 from landslide_pipeline.defs.labelling_assets import label_agreement, label_agreement_schema, obia_labels
 from landslide_pipeline.defs.partitions import model_partitions
+from landslide_pipeline.defs.report_assets import build_report_assets
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
 from landslide_pipeline.defs.training_assets import MANUAL, OBIA, build_training_assets
@@ -23,7 +24,7 @@ def build_definitions(settings: PipelineSettings, data_dir: str = "data",
     return Definitions(
         assets=[raw_survey, survey_tiles, manual_labels, obia_labels, label_agreement,
                 *build_training_assets(settings, MANUAL), *build_training_assets(settings, OBIA),
-                evaluation[0], evaluation[2], evaluation[3]],
+                evaluation[0], evaluation[2], evaluation[3], *build_report_assets(settings)],
         asset_checks=[evaluation[1], evaluation[4], label_agreement_schema],
         jobs=[*build_jobs(model_partitions(settings)), ingest_survey],
         sensors=[new_survey_sensor, survey_automation],

@@ -8,6 +8,7 @@ from dagster import (
     MaterializeResult, MetadataValue, asset, asset_check,
 )
 
+from landslide_pipeline.defs.report_assets import panel_tiles, report_metadata
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.training_assets import MANUAL, OBIA
 from landslide_pipeline.layout import DataLayout
@@ -15,8 +16,10 @@ from landslide_pipeline.schemas import EvaluationTable
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.reports.experiments import REPORT, ExperimentReport, write_comparison_report
+from landslide_pipeline.reports.markdown import MlflowLinks
 from landslide_pipeline.training.evaluate import (
-    compare_label_sources, evaluate_fold_model, pick_champion, summarise_by_architecture,
+    best_fold, compare_label_sources, evaluate_fold_model, pick_champion, summarise_by_architecture,
 )
 
 TABLE = "evaluation.parquet"
@@ -102,8 +105,9 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         return MaterializeResult(metadata={**tags, "version": version, "model_uri": uri})
 
     @asset(group_name="evaluation", kinds={"pandas", "parquet"},
-           deps=["trained_model", "obia_trained_model", "obia_training_set"], code_version="1")
-    def label_source_comparison(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
+           deps=["trained_model", "obia_trained_model", "obia_training_set"], code_version="2")
+    def label_source_comparison(context: AssetExecutionContext, data_store: DataStore,
+                                mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """Study A's Table 6 as an experiment: each architecture trained on manual and on
         object-oriented labels (same tiles, folds and test split), both scored against the manual
         masks on the object-oriented training set's tiles. Rows as in the evaluation table, one
@@ -116,16 +120,28 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
                              "training_set before obia_training_set, on surveys with manual labels")
         table = evaluate_models(settings, layout, [MANUAL, OBIA], samples)
         summary = compare_label_sources(table, MANUAL, OBIA)
+        models = {f"{source} {a}": layout.model(source, a, best_fold(table[table["label_source"] == source], a))
+                  for a in settings.architectures for source in (MANUAL, OBIA)}
+        links = MlflowLinks(mlflow_tracking.resolved_tracking_uri(), mlflow_tracking.experiment_id())
+        config = {"architectures": list(settings.architectures), "folds": settings.n_folds, "reference": MANUAL,
+                  "obia_training_set_id": samples.set_id}
         with atomic_directory(layout.comparison) as staging:
             table.to_parquet(staging / COMPARISON, index=False)
             table.to_csv(staging / COMPARISON.replace(".parquet", ".csv"), index=False)
-            summary.to_csv(staging / "summary.csv", index=False)
+            report = write_comparison_report(
+                table, summary, "label_source", "Manual vs object-oriented training labels (study A, Table 6)",
+                "Each architecture trained on manual and on object-oriented labels over the same tiles, folds and "
+                "test split; both scored against the manual masks. *_change = (obia - manual) / manual.",
+                staging, links, config, panel_tiles(layout, samples, models))
+            test = summary[summary["split"] == "test"]
+            metrics = {f"test_f1_change_{row.architecture}": float(row.f1_change) for row in test.itertuples()}
+            run_id = mlflow_tracking.log_report("label-source comparison", staging, metrics,
+                                                {"dagster.run_id": context.run_id, "landslide.report": "label_sources"})
         context.log.info("manual vs object-oriented training labels (scored against manual masks):\n"
                          + summary.to_string(index=False))
-        test = summary[summary["split"] == "test"]
+        report = ExperimentReport(layout.comparison / REPORT, [layout.comparison / p.name for p in report.plots], summary)
         return MaterializeResult(metadata={
-            "summary": MetadataValue.md(summary.to_markdown(index=False, floatfmt=".3f")),
-            **{f"test_f1_change_{row.architecture}": float(row.f1_change) for row in test.itertuples()},
+            **report_metadata(report, run_id), **metrics,
             "path": MetadataValue.path(str(layout.comparison / COMPARISON)),
         })
 

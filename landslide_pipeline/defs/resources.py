@@ -116,6 +116,14 @@ class MlflowTracking(ConfigurableResource):
         mlflow.log_artifacts(str(model_dir), artifact_path="weights")
         return info.model_uri
 
+    def log_report(self, run_name: str, directory: Path, metrics: dict[str, float], tags: dict[str, str]) -> str:
+        """Logs an experiment report (its folder as artifacts, its headline figures as metrics) in a
+        run of its own; returns the run id."""
+        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags) as run:
+            mlflow.log_metrics(metrics)
+            mlflow.log_artifacts(str(directory), artifact_path="report")
+        return run.info.run_id
+
     def register_champion(self, run_id: str, tags: dict[str, str]) -> tuple[str, str]:
         """Registers a run's model and points the ``champion`` alias at the new version.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -78,3 +79,16 @@ def compare_label_sources(table: pd.DataFrame, baseline: str, candidate: str) ->
         entry["folds_candidate_better"] = int((f1[candidate] > f1[baseline]).sum())
         rows.append(entry)
     return pd.DataFrame(rows)
+
+
+def predict_with_saved_model(model_dir: Path, x: np.ndarray, device: torch.device | None = None) -> np.ndarray:
+    """Landslide masks (N, H, W) of a saved fold model on the input tiles ``x``."""
+    device = device or pick_device()
+    model, _ = load_model(model_dir, device)
+    return predict_masks(model, x, device=device)
+
+
+def best_fold(table: pd.DataFrame, architecture: str) -> int:
+    """The fold whose model has the architecture's best validation F1."""
+    rows = table[(table["architecture"] == architecture) & (table["split"] == "validation")]
+    return int(rows.sort_values(["f1", "fold"], ascending=[False, True]).iloc[0]["fold"])

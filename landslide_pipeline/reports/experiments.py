@@ -1,0 +1,105 @@
+"""One report per experiment: its table, plots, a qualitative panel and a Markdown page.
+
+Each ``write_*_report`` function writes into one folder (the caller makes it atomic):
+``report.md``, the plots it links, ``summary.csv``, and ``panel.png`` when predictions are given.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from landslide_pipeline.reports.markdown import MarkdownReport, MlflowLinks, runs_from_table
+from landslide_pipeline.reports.panels import qualitative_panel
+from landslide_pipeline.reports.plots import plot_architectures, plot_comparison
+
+REPORT = "report.md"
+
+
+@dataclass(frozen=True)
+class PanelTiles:
+    """A few tiles to show, their reference masks and each model's predicted masks."""
+
+    images: np.ndarray  # (N, C, H, W)
+    reference: np.ndarray  # (N, H, W)
+    predictions: Mapping[str, np.ndarray]  # name -> (N, H, W)
+    titles: list[str]
+
+
+@dataclass(frozen=True)
+class ExperimentReport:
+    """The files of one experiment's report."""
+
+    markdown: Path
+    plots: list[Path]
+    summary: pd.DataFrame
+
+
+def architecture_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per architecture and split: mean and std over folds of the scores, parameter count and
+    training time per fold (study B Table 1, study A's model comparison)."""
+    scores = ["precision", "recall", "f1", "iou", "kappa"]
+    grouped = table.groupby(["architecture", "split"])
+    summary = grouped[scores].agg(["mean", "std"])
+    summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
+    summary["parameters"] = grouped["parameters"].first()
+    summary["train_seconds_per_fold"] = grouped["train_seconds"].mean()
+    summary["folds"] = grouped["fold"].nunique()
+    return summary.reset_index()
+
+
+def write_architecture_report(table: pd.DataFrame, directory: Path, links: MlflowLinks, config: Mapping[str, Any],
+                              panel: PanelTiles | None = None) -> ExperimentReport:
+    """The architecture comparison: summary table, score and cost plots per split, a panel."""
+    summary = architecture_summary(table)
+    summary.to_csv(directory / "summary.csv", index=False)
+    splits = [s for s in ("validation", "test") if (table["split"] == s).any()]
+    plots = [plot_architectures(table, directory / f"architectures_{split}.png", split=split) for split in splits]
+    report = MarkdownReport("Architecture comparison").paragraph(
+        "Landslide-class scores from confusion counts summed over all pixels of each split; mean and "
+        "standard deviation over the folds. Validation: each fold model on its own fold. Test: every fold "
+        "model on the held-out test tiles.")
+    return _finish(report, summary, plots, table, directory, links, config, panel)
+
+
+def write_comparison_report(table: pd.DataFrame, summary: pd.DataFrame, factor: str, title: str, note: str,
+                            directory: Path, links: MlflowLinks, config: Mapping[str, Any],
+                            panel: PanelTiles | None = None) -> ExperimentReport:
+    """A comparison of one factor (label source, input bands) per architecture."""
+    summary.to_csv(directory / "summary.csv", index=False)
+    splits = [s for s in ("validation", "test") if (table["split"] == s).any()]
+    plots = [plot_comparison(table, factor, directory / f"{factor}_{split}.png", split=split) for split in splits]
+    return _finish(MarkdownReport(title).paragraph(note), summary, plots, table, directory, links, config, panel)
+
+
+def _finish(report: MarkdownReport, summary: pd.DataFrame, plots: list[Path], table: pd.DataFrame,
+            directory: Path, links: MlflowLinks, config: Mapping[str, Any],
+            panel: PanelTiles | None) -> ExperimentReport:
+    report.heading("Summary").table(summary)
+    for plot in plots:
+        report.image(plot, plot.stem.replace("_", " "))
+    if panel is not None:
+        path = qualitative_panel(panel.images, panel.reference, panel.predictions, directory / "panel.png",
+                                 panel.titles)
+        report.heading("Test tiles").paragraph(
+            "Image | reference | each model's prediction: true positives yellow, false positives red, "
+            "false negatives blue.").image(path, "qualitative panel")
+        plots = [*plots, path]
+    shown = table.drop(columns=[c for c in ("mlflow_run_id",) if c in table])
+    report.heading("Every fold model").table(shown).heading("Config").config(config)
+    labels = [c for c in ("label_source", "bands", "architecture", "fold") if c in table]
+    report.heading("MLflow runs").run_links(links, runs_from_table(table, labels))
+    return ExperimentReport(report.write(directory / REPORT), plots, summary)
+
+
+def markdown_image(path: Path, alt: str) -> str:
+    """A Markdown image with the PNG inlined as a data URI, for Dagster asset metadata (the UI
+    cannot read files of the data folder)."""
+    encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"![{alt}](data:image/png;base64,{encoded})"
