@@ -1,0 +1,112 @@
+"""Cross-validated experiments over variants of one training set: input bands, training-set size.
+
+A *variant* is a view of the training set: a subset of its input bands (study A, Table 7: RGB vs
+RGB + DEM), or a cap on the number of original training tiles per fold (study B's training-set
+size study: 100/200/300/400 tiles). Every variant x architecture x fold is trained with the same
+loop and configuration as the fold models and scored on that fold's validation tiles and on the
+held-out test tiles, like the evaluation table. Size variants draw their tiles at random (seeded)
+from each fold's training tiles, with every augmented copy of a drawn tile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from landslide_pipeline.metrics import confusion_counts, segmentation_metrics
+from landslide_pipeline.nn import count_parameters
+from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.training.features import TERRAIN_BANDS
+from landslide_pipeline.training.loop import EpochReport, TrainingConfig, init_model, predict_masks, train_segmentation
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One view of the training set: which bands, and at most how many original training tiles."""
+
+    name: str
+    bands: tuple[str, ...]
+    max_train_tiles: int | None = None
+
+
+def band_variants(bands: Sequence[str]) -> list[Variant]:
+    """Image bands alone, and image + terrain bands (when the set has terrain)."""
+    image = tuple(b for b in bands if b not in TERRAIN_BANDS)
+    variants = [Variant("image", image)]
+    if len(image) < len(bands):
+        variants.append(Variant("image+terrain", tuple(bands)))
+    return variants
+
+
+def size_variants(bands: Sequence[str], sizes: Sequence[int]) -> list[Variant]:
+    """All bands, at most ``size`` original training tiles per fold, for each size."""
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"training-set sizes must be positive, got {list(sizes)}")
+    return [Variant(f"{size} tiles", tuple(bands), size) for size in sorted(set(sizes))]
+
+
+def variant_split(samples: TrainingSet, fold: int, variant: Variant, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Training and validation sample indices of ``fold`` under ``variant``, and the number of
+    original tiles trained on."""
+    train_idx, val_idx = samples.split(fold)
+    tiles = np.unique(samples.tile[train_idx])
+    if variant.max_train_tiles is not None and variant.max_train_tiles < len(tiles):
+        tiles = np.sort(np.random.default_rng([seed, fold]).choice(tiles, variant.max_train_tiles, replace=False))
+        train_idx = train_idx[np.isin(samples.tile[train_idx], tiles)]
+    return train_idx, val_idx, len(tiles)
+
+
+def run_variant_experiment(
+    samples: TrainingSet,
+    variants: Sequence[Variant],
+    architectures: Sequence[str],
+    n_folds: int,
+    width: float,
+    training: TrainingConfig,
+    device: torch.device,
+    on_model: Callable[[Variant, str, int], Callable[[EpochReport], None] | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Trains and scores every variant x architecture x fold; returns evaluation rows.
+
+    Args:
+        samples: The training set (folds, test split, augmented copies).
+        variants: Views of it to compare.
+        architectures: Registry names.
+        n_folds: Folds of the set.
+        width: Model width multiplier.
+        training: The training loop's configuration.
+        device: Where to train.
+        on_model: Called before each model with (variant, architecture, fold); may return an
+            epoch callback (progress logging).
+
+    Returns:
+        Rows with variant, bands, train_tiles, architecture, fold, split, confusion counts, the
+        metrics derived from them, best_epoch, train_seconds and parameters.
+    """
+    band_index = {name: i for i, name in enumerate(samples.bands)}
+    test_idx = samples.test_indices()
+    rows: list[dict[str, Any]] = []
+    for variant in variants:
+        channels = [band_index[b] for b in variant.bands]
+        for architecture in architectures:
+            for fold in range(n_folds):
+                train_idx, val_idx, n_tiles = variant_split(samples, fold, variant, training.seed)
+                model = init_model(architecture, len(channels), width, training.seed)
+                callback = on_model(variant, architecture, fold) if on_model else None
+                result = train_segmentation(model, (samples.x[train_idx][:, channels], samples.y[train_idx]),
+                                            (samples.x[val_idx][:, channels], samples.y[val_idx]), training, device,
+                                            callback)
+                common = {"variant": variant.name, "bands": "+".join(variant.bands), "train_tiles": n_tiles,
+                          "architecture": architecture, "fold": fold, "best_epoch": result.best_epoch,
+                          "train_seconds": result.seconds, "parameters": count_parameters(model)}
+                for split, idx in (("validation", val_idx), ("test", test_idx)):
+                    if len(idx):
+                        predicted = predict_masks(model, samples.x[idx][:, channels], device=device)
+                        counts = confusion_counts(predicted, samples.scoring_masks(idx))
+                        rows.append({**common, "split": split, "n_tiles": len(idx), **counts.as_dict(),
+                                     **segmentation_metrics(counts)})
+    return rows

@@ -1,0 +1,59 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.training.experiments import (
+    Variant, band_variants, run_variant_experiment, size_variants, variant_split,
+)
+from landslide_pipeline.training.loop import TrainingConfig
+
+
+def terrain_only_signal(n_tiles: int, seed: int = 0) -> TrainingSet:
+    """Tiles whose landslide square shows only in the slope band: the image is noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.4, 0.1, (n_tiles, 4, 32, 32)).astype(np.float32)
+    y = np.zeros((n_tiles, 32, 32), np.uint8)
+    for i in range(n_tiles):
+        r, c = rng.integers(0, 20, 2)
+        y[i, r:r + 10, c:c + 10] = 1
+    x[:, 3] = 0.1 + 0.6 * y
+    folds = np.array([-1] * 4 + [0, 1] * ((n_tiles - 4) // 2))
+    tiles = pd.DataFrame({"survey_id": "s", "tile_id": [str(i) for i in range(n_tiles)], "fold": folds})
+    return TrainingSet(x=x, y=y, tile=np.arange(n_tiles), augmented=np.zeros(n_tiles, bool), tiles=tiles,
+                       bands=["red", "green", "blue", "slope"])
+
+
+def test_variants():
+    assert band_variants(["red", "green", "blue", "slope"]) == [
+        Variant("image", ("red", "green", "blue")), Variant("image+terrain", ("red", "green", "blue", "slope"))]
+    assert band_variants(["red", "green", "blue"]) == [Variant("image", ("red", "green", "blue"))]
+    assert [v.max_train_tiles for v in size_variants(["red"], [200, 100, 200])] == [100, 200]
+    with pytest.raises(ValueError, match="positive"):
+        size_variants(["red"], [0])
+
+
+def test_a_size_variant_trains_on_that_many_tiles_of_the_other_folds():
+    samples = terrain_only_signal(44)
+    train_idx, val_idx, n = variant_split(samples, 0, Variant("5 tiles", tuple(samples.bands), 5), seed=0)
+    assert n == 5 and len(train_idx) == 5 and (samples.fold[train_idx] == 1).all()
+    again, _, _ = variant_split(samples, 0, Variant("5 tiles", tuple(samples.bands), 5), seed=0)
+    assert (again == train_idx).all()
+    everything, _, n_all = variant_split(samples, 0, Variant("all", tuple(samples.bands), 1000), seed=0)
+    assert n_all == 20 and set(everything) == set(samples.split(0)[0])
+
+
+def test_terrain_helps_when_only_terrain_carries_the_landslides():
+    samples = terrain_only_signal(44)
+    config = TrainingConfig(epochs=6, batch_size=8, learning_rate=3e-3)
+    seen = []
+    rows = run_variant_experiment(samples, band_variants(samples.bands), ["unet"], 2, 0.125, config,
+                                  torch.device("cpu"), on_model=lambda v, a, f: seen.append((v.name, a, f)))
+    assert seen == [("image", "unet", 0), ("image", "unet", 1), ("image+terrain", "unet", 0),
+                    ("image+terrain", "unet", 1)]
+    table = pd.DataFrame(rows)
+    assert len(table) == 8 and set(table["split"]) == {"validation", "test"}
+    assert (table["tp"] + table["fp"] + table["fn"] + table["tn"] == table["n_tiles"] * 32 * 32).all()
+    f1 = table[table["split"] == "test"].groupby("variant")["f1"].mean()
+    assert f1["image+terrain"] > f1["image"] + 0.3, f1
