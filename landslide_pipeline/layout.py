@@ -13,6 +13,8 @@ data/
   evaluation/                 evaluation.parquet, evaluation.csv (models trained on manual labels)
   comparison/                 label_sources.parquet, .csv: manual vs object-oriented training labels
   reports/<experiment>/       report.md, plots (PNG), summary.csv
+  maps/<survey_id>/           probability.tif, mask.tif (COG), landslides.gpkg, map.json (which model made it)
+  changes/<survey_id>/        changes.gpkg, changes.parquet, summary.json (against the site's previous survey)
 ```
 """
 
@@ -83,6 +85,14 @@ class DataLayout:
     @property
     def evaluation(self) -> Path:
         return self.root / "evaluation"
+
+    def map(self, survey_id: str) -> Path:
+        """A survey's landslide map."""
+        return self.root / "maps" / validate_survey_id(survey_id)
+
+    def changes(self, survey_id: str) -> Path:
+        """Landslide changes since the site's previous survey."""
+        return self.root / "changes" / validate_survey_id(survey_id)
 
     @property
     def reports(self) -> Path:

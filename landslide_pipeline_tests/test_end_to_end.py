@@ -40,7 +40,7 @@ def test_every_asset_is_materialized(chain):
     instance = chain["instance"]
     for key in ["raw_survey", "survey_tiles", "manual_labels", "obia_labels", "label_agreement", "training_set",
                 "trained_model", "evaluation_table", "champion_model", "obia_training_set", "obia_trained_model",
-                "label_source_comparison", "architecture_comparison"]:
+                "label_source_comparison", "architecture_comparison", "landslide_map", "landslide_changes"]:
         assert instance.get_latest_materialization_event(AssetKey(key)) is not None, key
     assert all(r.success for r in chain["results"])
 
@@ -164,3 +164,27 @@ def test_experiment_reports_link_their_plots_and_runs_and_are_logged_to_mlflow(c
     run_id = runs.loc[runs["tags.landslide.report"] == kind, "run_id"].iloc[0]
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "report")}
     assert f"report/{plots[0]}" in logged and "report/report.md" in logged
+
+
+def test_the_survey_is_mapped_by_the_champion_and_the_map_finds_its_landslides(chain):
+    import geopandas as gpd
+    import json
+    import numpy as np
+    import rasterio
+
+    layout = chain["layout"]
+    folder = layout.map(SURVEY)
+    facts = json.loads((folder / "map.json").read_text())
+    mlflow.set_tracking_uri(chain["tracking_uri"])
+    champion = mlflow.MlflowClient().get_model_version_by_alias("landslide-segmenter", "champion")
+    assert (facts["version"], facts["mlflow_run_id"]) == (champion.version, champion.run_id)
+    with rasterio.open(folder / "mask.tif") as mask, rasterio.open(layout.raw_survey(SURVEY) / "ground_truth.tif") as truth:
+        assert (mask.crs, mask.transform, mask.shape) == (truth.crs, truth.transform, truth.shape)
+        predicted, reference = mask.read(1) == 1, truth.read(1) > 0
+    f1 = 2 * (predicted & reference).sum() / (predicted.sum() + reference.sum())
+    assert f1 > 0.5, f1
+    polygons = gpd.read_file(folder / "landslides.gpkg", layer="landslides")
+    assert len(polygons) >= 1 and polygons.crs == truth.crs
+    assert polygons["area_m2"].sum() == pytest.approx(predicted.sum() * abs(truth.res[0] * truth.res[1]), rel=0.2)
+    summary = json.loads((layout.changes(SURVEY) / "summary.json").read_text())
+    assert summary["previous"] is None and not summary["alert"]  # the survey has no site

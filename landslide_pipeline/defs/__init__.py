@@ -8,6 +8,9 @@ from landslide_pipeline.defs.automation import ingest_survey, new_survey_sensor,
 from landslide_pipeline.defs.evaluation_assets import build_evaluation_assets
 from landslide_pipeline.defs.jobs import build_jobs
 from landslide_pipeline.defs.labelling_assets import label_agreement, label_agreement_schema, obia_labels
+from landslide_pipeline.defs.mapping_assets import (
+    landslide_change_alert, landslide_changes, landslide_map, map_surveys, nightly_mapping,
+)
 from landslide_pipeline.defs.partitions import model_partitions
 from landslide_pipeline.defs.report_assets import build_report_assets
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
@@ -24,9 +27,11 @@ def build_definitions(settings: PipelineSettings, data_dir: str = "data",
     return Definitions(
         assets=[raw_survey, survey_tiles, manual_labels, obia_labels, label_agreement,
                 *build_training_assets(settings, MANUAL), *build_training_assets(settings, OBIA),
-                evaluation[0], evaluation[2], evaluation[3], *build_report_assets(settings)],
-        asset_checks=[evaluation[1], evaluation[4], label_agreement_schema],
-        jobs=[*build_jobs(model_partitions(settings)), ingest_survey],
+                evaluation[0], evaluation[2], evaluation[3], *build_report_assets(settings),
+                landslide_map, landslide_changes],
+        asset_checks=[evaluation[1], evaluation[4], label_agreement_schema, landslide_change_alert],
+        schedules=[nightly_mapping],
+        jobs=[*build_jobs(model_partitions(settings)), ingest_survey, map_surveys],
         sensors=[new_survey_sensor, survey_automation],
         resources={
             "data_store": DataStore(root=data_dir),

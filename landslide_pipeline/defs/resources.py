@@ -124,6 +124,18 @@ class MlflowTracking(ConfigurableResource):
             mlflow.log_artifacts(str(directory), artifact_path="report")
         return run.info.run_id
 
+    def download_model(self, alias: str, destination: Path) -> tuple[Path, str, str]:
+        """Fetches the state dict and description (``weights/``) of the registered model version
+        that ``alias`` points at.
+
+        Returns:
+            The local folder (loadable with ``training.checkpoint.load_model``), the version and its run id.
+        """
+        mlflow.set_tracking_uri(self.resolved_tracking_uri())
+        version = mlflow.MlflowClient().get_model_version_by_alias(self.registered_model_name, alias)
+        local = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/weights", dst_path=str(destination))
+        return Path(local), version.version, version.run_id
+
     def register_champion(self, run_id: str, tags: dict[str, str]) -> tuple[str, str]:
         """Registers a run's model and points the ``champion`` alias at the new version.
 

@@ -2,7 +2,7 @@
 
 The chain crosses three partitionings (survey, none, architecture x fold), and one Dagster run
 covers one partition of one partitioning, so the chain is a sequence of runs: each survey's
-preparation, the training set, each model partition, then the evaluation. Every run is recorded
+preparation, the training set, each model partition, the evaluation, then each survey's map. Every run is recorded
 in the instance, so ``dagster dev`` on the same DAGSTER_HOME shows them all.
 """
 
@@ -16,6 +16,7 @@ from landslide_pipeline.defs.jobs import (
     BUILD_OBIA_TRAINING_SET, BUILD_TRAINING_SET, COMPARE_LABEL_SOURCES, EVALUATE, PREPARE_SURVEY, TRAIN_MODELS,
     TRAIN_OBIA_MODELS,
 )
+from landslide_pipeline.defs.mapping_assets import MAP_SURVEYS
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.settings import PipelineSettings
 
@@ -73,6 +74,8 @@ def run_chain(
     step("training set", BUILD_TRAINING_SET)
     train_all("", TRAIN_MODELS, settings, step)
     step("evaluation", EVALUATE)
+    for survey_id in survey_ids:
+        step(f"map survey {survey_id}", MAP_SURVEYS, survey_id)
     if label_experiment:
         step("object-oriented training set", BUILD_OBIA_TRAINING_SET)
         train_all("object-oriented ", TRAIN_OBIA_MODELS, settings, step)

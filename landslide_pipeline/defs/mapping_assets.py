@@ -1,0 +1,148 @@
+"""Landslide maps for surveys, with the registered champion, and changes between a site's surveys.
+
+Both assets are survey-partitioned and eager: a new survey is mapped as soon as it is ingested,
+every survey is re-mapped when a new champion is registered, and changes follow their map.
+"""
+
+import json
+import tempfile
+from pathlib import Path
+
+import geopandas as gpd
+from dagster import (
+    AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AutomationCondition,
+    Config, DefaultScheduleStatus, MaterializeResult, MetadataValue, RunRequest, ScheduleEvaluationContext,
+    asset, asset_check, define_asset_job, schedule,
+)
+from pydantic import Field
+
+from landslide_pipeline.defs.partitions import survey_partitions
+from landslide_pipeline.defs.resources import DataStore, MlflowTracking
+from landslide_pipeline.defs.survey_assets import raw_survey
+from landslide_pipeline.geo.changes import ChangeRules, change_summary, detect_changes, previous_survey
+from landslide_pipeline.geo.survey import find_survey_files
+from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.mapping import (
+    LANDSLIDES_LAYER, PredictionSpec, VectorizeSpec, predict_survey, vectorize_landslides, write_geopackage,
+)
+from landslide_pipeline.mapping.predict import MASK_NAME, PROBABILITY_NAME
+from landslide_pipeline.storage import atomic_directory
+
+LANDSLIDES = "landslides.gpkg"
+MAP_FACTS = "map.json"
+SUMMARY = "summary.json"
+
+
+class MappingConfig(Config):
+    """Which registered model maps, and how."""
+
+    model_alias: str = Field("champion", description="Alias of the registered model to map with.")
+    window: int = Field(512, description="Prediction window in pixels (a multiple of 32).")
+    overlap: int = Field(64, description="Overlap of neighbouring windows, blended linearly.")
+    threshold: float = Field(0.5, description="Landslide probability above which a pixel is mapped.")
+    min_area_m2: float = Field(20.0, description="Smaller polygons are dropped.")
+    simplify_m: float = Field(0.5, description="Polygon simplification tolerance in metres.")
+
+
+@asset(partitions_def=survey_partitions, group_name="mapping", kinds={"pytorch", "geotiff", "geopackage"},
+       deps=[raw_survey, "champion_model"], code_version="1", automation_condition=AutomationCondition.eager())
+def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_store: DataStore,
+                  mlflow_tracking: MlflowTracking) -> MaterializeResult:
+    """The survey's landslide map from the registered model (alias ``champion`` by default): a
+    probability and a binary mask Cloud-Optimized GeoTIFF on the survey's grid, landslide polygons
+    (area, perimeter, mean probability) in a GeoPackage, and ``map.json`` naming the model
+    version that made them. Pre-cut tile data sets have no scene and are not mapped."""
+    layout = data_store.layout
+    survey_id = context.partition_key
+    files = find_survey_files(layout.raw_survey(survey_id))
+    if files.kind != "scene":
+        context.log.warning(f"{survey_id} is a pre-cut tile data set: no scene to map")
+        return MaterializeResult(metadata={"mapped": False})
+    spec = PredictionSpec(window=config.window, overlap=config.overlap, threshold=config.threshold)
+    with tempfile.TemporaryDirectory() as download, atomic_directory(layout.map(survey_id)) as staging:
+        model_dir, version, run_id = mlflow_tracking.download_model(config.model_alias, Path(download))
+        context.log.info(f"mapping {survey_id} with {mlflow_tracking.registered_model_name} v{version} "
+                         f"(@{config.model_alias}, run {run_id})")
+        report = predict_survey(files, model_dir, staging, spec)
+        polygons = vectorize_landslides(staging / MASK_NAME, staging / PROBABILITY_NAME, staging / LANDSLIDES,
+                                        VectorizeSpec(min_area_m2=config.min_area_m2, simplify_m=config.simplify_m))
+        facts = {"survey_id": survey_id, "model": mlflow_tracking.registered_model_name, "alias": config.model_alias,
+                 "version": version, "mlflow_run_id": run_id, "config": config.model_dump(),
+                 "n_landslides": len(polygons), "landslide_area_m2": float(polygons["area_m2"].sum()),
+                 **report.to_dict()}
+        (staging / MAP_FACTS).write_text(json.dumps(facts, indent=2, default=str))
+    return MaterializeResult(metadata={
+        "mapped": True, "model_version": version, "model_alias": config.model_alias, "mlflow_run_id": run_id,
+        "n_landslides": len(polygons), "landslide_area_m2": round(float(polygons["area_m2"].sum()), 1),
+        "landslide_fraction": report.landslide_fraction, "megapixels_per_second": report.megapixels_per_second,
+        "path": MetadataValue.path(str(layout.map(survey_id))),
+    })
+
+
+class ChangeConfig(Config):
+    """When a landslide counts as grown, and how much new or grown area raises the warning."""
+
+    min_growth_m2: float = 50.0
+    min_growth_fraction: float = 0.2
+    min_overlap_m2: float = 1.0
+    alert_area_m2: float = Field(500.0, description="New + grown area (m2) above which the check warns.")
+
+
+def _survey_records(layout: DataLayout, survey_ids: list[str]) -> list[dict]:
+    paths = (layout.survey_metadata(s) for s in survey_ids)
+    return [json.loads(p.read_text()) for p in paths if p.is_file()]
+
+
+@asset(partitions_def=survey_partitions, group_name="mapping", kinds={"geopackage", "parquet"},
+       deps=[landslide_map], code_version="1", automation_condition=AutomationCondition.eager())
+def landslide_changes(context: AssetExecutionContext, config: ChangeConfig, data_store: DataStore) -> MaterializeResult:
+    """New, grown, stable and gone landslides since the previous survey of the same site (the
+    ``site`` and ``date`` of survey.toml), as a table and a GeoPackage layer ``changes``, and a
+    summary that the check ``landslide_change_alert`` turns into a warning above the alert area.
+    A survey without a site, or the first of its site, has nothing to compare with."""
+    layout = data_store.layout
+    survey_id = context.partition_key
+    rules = ChangeRules(config.min_growth_m2, config.min_growth_fraction, config.min_overlap_m2, config.alert_area_m2)
+    records = _survey_records(layout, context.instance.get_dynamic_partitions(survey_partitions.name))
+    previous = previous_survey(records, survey_id) if any(r["survey_id"] == survey_id for r in records) else None
+    current_map = layout.map(survey_id) / LANDSLIDES
+    with atomic_directory(layout.changes(survey_id)) as staging:
+        if previous is None or not current_map.is_file():
+            summary = {"previous": None, "alert": False, "alert_area_m2": config.alert_area_m2,
+                       "note": "no earlier survey of this site, or no map"}
+        else:
+            previous_map = layout.map(previous) / LANDSLIDES
+            if not previous_map.is_file():
+                raise FileNotFoundError(f"{previous_map}: materialize landslide_map for {previous} first")
+            changes = detect_changes(gpd.read_file(previous_map, layer=LANDSLIDES_LAYER),
+                                     gpd.read_file(current_map, layer=LANDSLIDES_LAYER), rules)
+            write_geopackage(changes, staging / "changes.gpkg", layer="changes")
+            changes.to_parquet(staging / "changes.parquet", index=False)
+            summary = {"previous": previous, **change_summary(changes, rules), "alert_area_m2": config.alert_area_m2}
+        (staging / SUMMARY).write_text(json.dumps(summary, indent=2))
+    context.log.info(f"changes of {survey_id} since {previous}: {summary}")
+    return MaterializeResult(metadata={**{k: v for k, v in summary.items() if v is not None},
+                                       "path": MetadataValue.path(str(layout.changes(survey_id)))})
+
+
+@asset_check(asset=landslide_changes, description="Warns when new + grown landslide area exceeds the alert area.")
+def landslide_change_alert(context: AssetCheckExecutionContext, data_store: DataStore) -> AssetCheckResult:
+    survey_id = context.op_execution_context.partition_key
+    summary = json.loads((data_store.layout.changes(survey_id) / SUMMARY).read_text())
+    flagged = summary.get("flagged_area_m2", 0.0)
+    return AssetCheckResult(passed=not summary["alert"], severity=AssetCheckSeverity.WARN, metadata={
+        "previous_survey": summary["previous"] or "none", "flagged_area_m2": flagged,
+        "alert_area_m2": summary["alert_area_m2"], "new": summary.get("n_new", 0), "grown": summary.get("n_grown", 0)})
+
+
+MAP_SURVEYS = "map_surveys"
+map_surveys = define_asset_job(MAP_SURVEYS, ["landslide_map", "landslide_changes"], partitions_def=survey_partitions,
+                               description="Map one survey with the champion and compare it with its site's previous survey.")
+
+
+@schedule(job=map_surveys, cron_schedule="0 2 * * *", default_status=DefaultScheduleStatus.RUNNING,
+          description="Nightly: re-map every survey with the current champion.")
+def nightly_mapping(context: ScheduleEvaluationContext):
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    for survey_id in context.instance.get_dynamic_partitions(survey_partitions.name):
+        yield RunRequest(run_key=f"{survey_id}:{day}", partition_key=survey_id)
