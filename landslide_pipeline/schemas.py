@@ -93,6 +93,62 @@ class EvaluationTable(pa.DataFrameModel):
         return all(set(folds) == expected for folds in groups)
 
 
+class ArchitectureSummary(pa.DataFrameModel):
+    """Scores per architecture and split, aggregated over folds (mean and sample std)."""
+
+    architecture: Series[str]
+    split: Series[str] = pa.Field(isin=["validation", "test"])
+    precision_mean: Series[float] = pa.Field(**_unit)
+    recall_mean: Series[float] = pa.Field(**_unit)
+    f1_mean: Series[float] = pa.Field(**_unit)
+    iou_mean: Series[float] = pa.Field(**_unit)
+    kappa_mean: Series[float] = pa.Field(ge=-1.0, le=1.0)
+    f1_std: Series[float] = pa.Field(ge=0.0, nullable=True)  # NaN for a single fold
+    parameters: Series[int] = pa.Field(gt=0)
+    train_seconds_per_fold: Series[float] = pa.Field(ge=0)
+    folds: Series[int] = pa.Field(ge=1)
+
+    class Config:
+        unique = ["architecture", "split"]
+
+
+class ExperimentTable(pa.DataFrameModel):
+    """Scores of every variant x architecture x fold model of an experiment (input bands,
+    training-set size), on its validation fold and on the held-out test split."""
+
+    variant: Series[str]
+    bands: Series[str]
+    train_tiles: Series[int] = pa.Field(gt=0)
+    architecture: Series[str]
+    fold: Series[int] = pa.Field(ge=0)
+    split: Series[str] = pa.Field(isin=["validation", "test"])
+    n_tiles: Series[int] = pa.Field(gt=0)
+    tp: Series[int] = pa.Field(ge=0)
+    fp: Series[int] = pa.Field(ge=0)
+    fn: Series[int] = pa.Field(ge=0)
+    tn: Series[int] = pa.Field(ge=0)
+    precision: Series[float] = pa.Field(**_unit)
+    recall: Series[float] = pa.Field(**_unit)
+    f1: Series[float] = pa.Field(**_unit)
+    iou: Series[float] = pa.Field(**_unit)
+    accuracy: Series[float] = pa.Field(**_unit)
+    kappa: Series[float] = pa.Field(ge=-1.0, le=1.0)
+    best_epoch: Series[int] = pa.Field(ge=1)
+    train_seconds: Series[float] = pa.Field(ge=0)
+    parameters: Series[int] = pa.Field(gt=0)
+
+    class Config:
+        strict = True
+        unique = ["variant", "architecture", "fold", "split"]
+
+    @pa.dataframe_check(error="every variant, architecture and split must have the same folds 0..k-1")
+    def every_fold_present(cls, df: pd.DataFrame) -> bool:
+        if df.empty:
+            return False
+        expected = set(range(int(df["fold"].max()) + 1))
+        return all(set(f) == expected for f in df.groupby(["variant", "architecture", "split"])["fold"].agg(list))
+
+
 class ObiaSegments(pa.DataFrameModel):
     """Objects of the classified scale of object-oriented labelling, one row per segment.
 

@@ -31,8 +31,10 @@ def chain(tmp_path_factory):
                              artifact_root=str(root / "mlruns" / "artifacts"))
     instance = DagsterInstance.ephemeral()
     results = run_chain(defs, settings, instance, [SURVEY],
-                        {"survey_tiles": {"tile_size": 64}, "trained_model": {"epochs": 8, "batch_size": 16}},
-                        label_experiment=True)
+                        {"survey_tiles": {"tile_size": 64}, "trained_model": {"epochs": 8, "batch_size": 16},
+                         "band_comparison": {"epochs": 6, "batch_size": 16},
+                         "training_size_study": {"epochs": 6, "batch_size": 16, "sizes": [5, 20]}},
+                        label_experiment=True, experiments=True)
     return dict(layout=layout, results=results, instance=instance, tracking_uri=tracking_uri, settings=settings)
 
 
@@ -40,7 +42,7 @@ def test_every_asset_is_materialized(chain):
     instance = chain["instance"]
     for key in ["raw_survey", "survey_tiles", "manual_labels", "obia_labels", "label_agreement", "training_set",
                 "trained_model", "evaluation_table", "champion_model", "obia_training_set", "obia_trained_model",
-                "label_source_comparison", "architecture_comparison", "landslide_map", "landslide_changes"]:
+                "label_source_comparison", "architecture_comparison", "landslide_map", "landslide_changes", "band_comparison", "training_size_study"]:
         assert instance.get_latest_materialization_event(AssetKey(key)) is not None, key
     assert all(r.success for r in chain["results"])
 
@@ -51,8 +53,8 @@ def test_evaluation_table_is_valid_and_its_blocking_check_passed(chain):
     assert sorted(zip(table["split"], table["fold"])) == [("test", 0), ("test", 1), ("validation", 0), ("validation", 1)]
     evaluation_run = next(r for r in chain["results"] if r.dagster_run.job_name == "evaluate_models")
     checks = evaluation_run.get_asset_check_evaluations()
-    assert [c.check_name for c in checks] == ["evaluation_table_schema"]
-    assert checks[0].passed
+    assert sorted(c.check_name for c in checks) == ["architecture_comparison_schema", "evaluation_table_schema"]
+    assert all(c.passed for c in checks)
 
 
 @pytest.mark.parametrize("split", ["validation", "test"])
@@ -137,7 +139,7 @@ def test_label_source_comparison_scores_both_sources_on_the_same_tiles(chain):
     assert (tiles == 1).all()  # both sources' models scored on the same tiles
     positives = table.assign(positives=table["tp"] + table["fn"]).groupby(["split", "fold"])["positives"].nunique()
     assert (positives == 1).all()  # against the same reference masks
-    comparison_run = chain["results"][-1]
+    comparison_run = next(r for r in chain["results"] if r.dagster_run.job_name == "compare_label_sources")
     assert comparison_run.dagster_run.job_name == "compare_label_sources"
     assert [c.passed for c in comparison_run.get_asset_check_evaluations()] == [True]
     summary = pd.read_csv(chain["layout"].comparison / "summary.csv")
@@ -188,3 +190,23 @@ def test_the_survey_is_mapped_by_the_champion_and_the_map_finds_its_landslides(c
     assert polygons["area_m2"].sum() == pytest.approx(predicted.sum() * abs(truth.res[0] * truth.res[1]), rel=0.2)
     summary = json.loads((layout.changes(SURVEY) / "summary.json").read_text())
     assert summary["previous"] is None and not summary["alert"]  # the survey has no site
+
+
+def test_band_and_training_size_experiments_write_valid_tables_and_reports(chain):
+    from landslide_pipeline.schemas import ExperimentTable
+
+    reports = chain["layout"].reports
+    bands = pd.read_parquet(reports / "band_comparison" / "table.parquet")
+    ExperimentTable.validate(bands, lazy=True)
+    assert set(bands["variant"]) == {"image", "image+terrain"}
+    assert set(bands["bands"]) == {"red+green+blue", "red+green+blue+slope"}
+    sizes = pd.read_parquet(reports / "training_size_study" / "table.parquet")
+    ExperimentTable.validate(sizes, lazy=True)
+    tiles = sizes.groupby("variant")["train_tiles"].max()
+    assert tiles["5 tiles"] == 5 and 5 < tiles["20 tiles"] <= 20
+    for folder, plot in (("band_comparison", "bands_test.png"), ("training_size_study", "training_size_test.png")):
+        assert f"({plot})" in (reports / folder / "report.md").read_text()
+    experiments_run = chain["results"][-1]
+    assert experiments_run.dagster_run.job_name == "run_experiments"
+    assert sorted(c.check_name for c in experiments_run.get_asset_check_evaluations() if c.passed) == [
+        "band_comparison_schema", "training_size_study_schema"]

@@ -43,3 +43,32 @@ def test_two_label_sources_share_a_table_but_each_needs_every_fold():
     EvaluationTable.validate(pd.DataFrame(rows))
     with pytest.raises(pa.errors.SchemaError, match="every architecture"):
         EvaluationTable.validate(pd.DataFrame(rows[:-1]))
+
+
+def experiment_row(variant: str, fold: int, **over) -> dict:
+    base = {k: v for k, v in row("unet", fold).items() if k not in ("label_source", "reference", "mlflow_run_id")}
+    return {**base, "variant": variant, "bands": "red+green+blue", "train_tiles": 40, **over}
+
+
+def test_experiment_table_needs_every_fold_of_every_variant():
+    from landslide_pipeline.schemas import ExperimentTable
+
+    rows = [experiment_row(v, f) for v in ("image", "image+terrain") for f in range(2)]
+    ExperimentTable.validate(pd.DataFrame(rows))
+    with pytest.raises(pa.errors.SchemaError, match="every variant"):
+        ExperimentTable.validate(pd.DataFrame(rows[:-1]))
+    with pytest.raises(pa.errors.SchemaErrors):
+        ExperimentTable.validate(pd.DataFrame([experiment_row("image", 0, train_tiles=0), experiment_row("image", 1)]),
+                                 lazy=True)
+
+
+def test_architecture_summary_of_an_evaluation_table_is_valid():
+    from landslide_pipeline.reports.experiments import architecture_summary
+    from landslide_pipeline.schemas import ArchitectureSummary
+
+    rows = [row(a, f, split=s, f1=0.7 + 0.1 * f) for a in ("unet", "linknet") for f in range(2) for s in ("validation", "test")]
+    summary = architecture_summary(pd.DataFrame(rows))
+    ArchitectureSummary.validate(summary)
+    assert summary.loc[0, "f1_mean"] == pytest.approx(0.75) and summary.loc[0, "folds"] == 2
+    with pytest.raises(pa.errors.SchemaError):
+        ArchitectureSummary.validate(summary.assign(f1_mean=1.5))

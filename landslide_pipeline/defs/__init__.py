@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import AssetChecksDefinition, Definitions
 
 from landslide_pipeline.defs.automation import ingest_survey, new_survey_sensor, survey_automation
+from landslide_pipeline.defs.experiment_assets import build_experiment_assets
 from landslide_pipeline.defs.evaluation_assets import build_evaluation_assets
 from landslide_pipeline.defs.jobs import build_jobs
 from landslide_pipeline.defs.labelling_assets import label_agreement, label_agreement_schema, obia_labels
@@ -23,13 +24,15 @@ def build_definitions(settings: PipelineSettings, data_dir: str = "data",
                       tracking_uri: str = "sqlite:///mlruns/mlflow.db",
                       artifact_root: str = "mlruns/artifacts") -> Definitions:
     """The project's Definitions for the given partition settings and storage locations."""
-    evaluation = build_evaluation_assets(settings)
+    definitions = [
+        raw_survey, survey_tiles, manual_labels, obia_labels, label_agreement, label_agreement_schema,
+        *build_training_assets(settings, MANUAL), *build_training_assets(settings, OBIA),
+        *build_evaluation_assets(settings), *build_report_assets(settings), *build_experiment_assets(settings),
+        landslide_map, landslide_changes, landslide_change_alert,
+    ]
     return Definitions(
-        assets=[raw_survey, survey_tiles, manual_labels, obia_labels, label_agreement,
-                *build_training_assets(settings, MANUAL), *build_training_assets(settings, OBIA),
-                evaluation[0], evaluation[2], evaluation[3], *build_report_assets(settings),
-                landslide_map, landslide_changes],
-        asset_checks=[evaluation[1], evaluation[4], label_agreement_schema, landslide_change_alert],
+        assets=[d for d in definitions if not isinstance(d, AssetChecksDefinition)],
+        asset_checks=[d for d in definitions if isinstance(d, AssetChecksDefinition)],
         schedules=[nightly_mapping],
         jobs=[*build_jobs(model_partitions(settings)), ingest_survey, map_surveys],
         sensors=[new_survey_sensor, survey_automation],

@@ -13,6 +13,7 @@ EVALUATE = "evaluate_models"
 BUILD_OBIA_TRAINING_SET = "build_obia_training_set"
 TRAIN_OBIA_MODELS = "train_obia_models"
 COMPARE_LABEL_SOURCES = "compare_label_sources"
+RUN_EXPERIMENTS = "run_experiments"
 
 
 def build_jobs(models: MultiPartitionsDefinition) -> list:
@@ -33,4 +34,6 @@ def build_jobs(models: MultiPartitionsDefinition) -> list:
                          description="Train one architecture x fold model on object-oriented labels."),
         define_asset_job(COMPARE_LABEL_SOURCES, AssetSelection.assets("label_source_comparison"),
                          description="Score manual- and object-oriented-label models against manual masks."),
+        define_asset_job(RUN_EXPERIMENTS, AssetSelection.groups("experiments"),
+                         description="Input-band and training-set size experiments (they train their own models)."),
     ]

@@ -4,7 +4,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
+import pandera.pandas as pa
+from dagster import (
+    AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue,
+    asset, asset_check,
+)
 
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.training_assets import MANUAL
@@ -14,6 +18,7 @@ from landslide_pipeline.reports.experiments import (
 )
 from landslide_pipeline.reports.markdown import MlflowLinks
 from landslide_pipeline.reports.panels import pick_panel_tiles
+from landslide_pipeline.schemas import ArchitectureSummary
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.dataset import TrainingSet
@@ -73,5 +78,17 @@ def build_report_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
                                   [layout.reports / "architectures" / p.name for p in report.plots], report.summary)
         return MaterializeResult(metadata=report_metadata(report, run_id))
 
-    return [architecture_comparison]
+    @asset_check(asset=architecture_comparison, blocking=True,
+                 description="pandera ArchitectureSummary: fold means in range, one row per architecture x split")
+    def architecture_comparison_schema(data_store: DataStore) -> AssetCheckResult:
+        summary = pd.read_csv(data_store.layout.reports / "architectures" / "summary.csv")
+        try:
+            ArchitectureSummary.validate(summary, lazy=True)
+        except pa.errors.SchemaErrors as err:
+            return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata={
+                "failures": MetadataValue.md(err.failure_cases.head(50).to_markdown(index=False))})
+        missing = set(settings.architectures) - set(summary["architecture"])
+        return AssetCheckResult(passed=not missing, metadata={"missing": ", ".join(sorted(missing)) or "none"})
+
+    return [architecture_comparison, architecture_comparison_schema]
 

@@ -13,8 +13,8 @@ from typing import Any
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, MultiPartitionKey
 
 from landslide_pipeline.defs.jobs import (
-    BUILD_OBIA_TRAINING_SET, BUILD_TRAINING_SET, COMPARE_LABEL_SOURCES, EVALUATE, PREPARE_SURVEY, TRAIN_MODELS,
-    TRAIN_OBIA_MODELS,
+    BUILD_OBIA_TRAINING_SET, BUILD_TRAINING_SET, COMPARE_LABEL_SOURCES, EVALUATE, PREPARE_SURVEY, RUN_EXPERIMENTS,
+    TRAIN_MODELS, TRAIN_OBIA_MODELS,
 )
 from landslide_pipeline.defs.mapping_assets import MAP_SURVEYS
 from landslide_pipeline.defs.partitions import survey_partitions
@@ -37,6 +37,7 @@ def run_chain(
     asset_config: Mapping[str, dict] | None = None,
     on_step: Callable[[str, float], None] | None = None,
     label_experiment: bool = False,
+    experiments: bool = False,
 ) -> list[ExecuteInProcessResult]:
     """Runs every stage for the given surveys; raises on the first failed run.
 
@@ -51,6 +52,7 @@ def run_chain(
         on_step: Called with each finished step's name and its wall time in seconds.
         label_experiment: Also train every model on object-oriented labels and compare the two
             label sources (study A, Table 6); doubles the training time.
+        experiments: Also run the input-band and training-set size experiments.
 
     Returns:
         The result of every run, in order.
@@ -80,6 +82,8 @@ def run_chain(
         step("object-oriented training set", BUILD_OBIA_TRAINING_SET)
         train_all("object-oriented ", TRAIN_OBIA_MODELS, settings, step)
         step("label-source comparison", COMPARE_LABEL_SOURCES)
+    if experiments:
+        step("experiments", RUN_EXPERIMENTS)
     return results
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from landslide_pipeline.reports.markdown import MarkdownReport, MlflowLinks, runs_from_table
 from landslide_pipeline.reports.panels import qualitative_panel
-from landslide_pipeline.reports.plots import plot_architectures, plot_comparison
+from landslide_pipeline.reports.plots import plot_architectures, plot_comparison, plot_training_size
 
 REPORT = "report.md"
 
@@ -78,6 +78,32 @@ def write_comparison_report(table: pd.DataFrame, summary: pd.DataFrame, factor: 
     return _finish(MarkdownReport(title).paragraph(note), summary, plots, table, directory, links, config, panel)
 
 
+def variant_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over folds of each variant x architecture x split, with the tiles trained on."""
+    scores = ["precision", "recall", "f1", "kappa"]
+    grouped = table.groupby(["variant", "architecture", "split"], sort=False)
+    summary = grouped[scores].agg(["mean", "std"])
+    summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
+    summary["train_tiles"] = grouped["train_tiles"].mean()
+    summary["train_seconds_per_fold"] = grouped["train_seconds"].mean()
+    return summary.reset_index()
+
+
+def write_training_size_report(table: pd.DataFrame, directory: Path, links: MlflowLinks,
+                               config: Mapping[str, Any]) -> ExperimentReport:
+    """Study B's training-set size study: F1 against the number of training tiles."""
+    summary = variant_summary(table)
+    summary.to_csv(directory / "summary.csv", index=False)
+    # Folds may hold slightly different counts under a cap they do not reach: plot each size once.
+    nominal = table.assign(train_tiles=table.groupby("variant")["train_tiles"].transform("max"))
+    splits = [s for s in ("validation", "test") if (table["split"] == s).any()]
+    plots = [plot_training_size(nominal, directory / f"training_size_{split}.png", split=split) for split in splits]
+    report = MarkdownReport("Training-set size (study B)").paragraph(
+        "Each architecture trained on at most N original tiles of the other folds (with their augmented "
+        "copies), drawn at random per fold; scored on the fold's validation tiles and the test tiles.")
+    return _finish(report, summary, plots, table, directory, links, config, None)
+
+
 def _finish(report: MarkdownReport, summary: pd.DataFrame, plots: list[Path], table: pd.DataFrame,
             directory: Path, links: MlflowLinks, config: Mapping[str, Any],
             panel: PanelTiles | None) -> ExperimentReport:
@@ -93,8 +119,12 @@ def _finish(report: MarkdownReport, summary: pd.DataFrame, plots: list[Path], ta
         plots = [*plots, path]
     shown = table.drop(columns=[c for c in ("mlflow_run_id",) if c in table])
     report.heading("Every fold model").table(shown).heading("Config").config(config)
-    labels = [c for c in ("label_source", "bands", "architecture", "fold") if c in table]
-    report.heading("MLflow runs").run_links(links, runs_from_table(table, labels))
+    if "mlflow_run_id" in table:
+        labels = [c for c in ("label_source", "bands", "architecture", "fold") if c in table]
+        report.heading("MLflow runs").run_links(links, runs_from_table(table, labels))
+    else:
+        report.heading("MLflow").paragraph(f"This report and its table are logged as a run of experiment "
+                                           f"{links.experiment_id}: {links.base_url}/#/experiments/{links.experiment_id}")
     return ExperimentReport(report.write(directory / REPORT), plots, summary)
 
 

@@ -14,7 +14,7 @@ def test_project_definitions_load_with_every_asset_and_lineage():
     assert keys == {"raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model",
                     "evaluation_table", "champion_model", "obia_labels", "label_agreement", "obia_training_set",
                     "obia_trained_model", "label_source_comparison", "architecture_comparison",
-                    "landslide_map", "landslide_changes"}
+                    "landslide_map", "landslide_changes", "band_comparison", "training_size_study"}
     parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in keys}
     assert parents["survey_tiles"] == {"raw_survey"}
     assert parents["manual_labels"] == {"survey_tiles"}
@@ -30,10 +30,14 @@ def test_project_definitions_load_with_every_asset_and_lineage():
     assert parents["architecture_comparison"] == {"evaluation_table"}
     assert parents["landslide_map"] == {"raw_survey", "champion_model"}
     assert parents["landslide_changes"] == {"landslide_map"}
+    assert parents["band_comparison"] == parents["training_size_study"] == {"training_set"}
     assert defs.resolve_schedule_def("nightly_mapping").default_status == dg.DefaultScheduleStatus.RUNNING
     assert parents["label_source_comparison"] == {"trained_model", "obia_trained_model", "obia_training_set"}
     for asset, name in [("evaluation_table", "evaluation_table_schema"),
-                        ("label_source_comparison", "label_source_comparison_schema")]:
+                        ("label_source_comparison", "label_source_comparison_schema"),
+                        ("architecture_comparison", "architecture_comparison_schema"),
+                        ("band_comparison", "band_comparison_schema"),
+                        ("training_size_study", "training_size_study_schema")]:
         assert graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey(asset), name)).blocking
 
 

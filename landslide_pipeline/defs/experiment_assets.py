@@ -1,0 +1,135 @@
+"""The studies' experiments on the manual training set: input bands (study A, Table 7) and
+training-set size (study B). Each trains its own variant x architecture x fold models in one run
+(they are experiments, not models to deploy), writes a table, plots and a Markdown report, logs
+the report to MLflow, and is validated by a blocking pandera check."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+from dagster import (
+    AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, AssetExecutionContext, AssetsDefinition, Config,
+    MaterializeResult, MetadataValue, asset, asset_check,
+)
+from pydantic import Field
+
+from landslide_pipeline.defs.report_assets import report_metadata
+from landslide_pipeline.defs.resources import DataStore, MlflowTracking
+from landslide_pipeline.defs.training_assets import MANUAL
+from landslide_pipeline.reports.experiments import (
+    REPORT, ExperimentReport, variant_summary, write_comparison_report, write_training_size_report,
+)
+from landslide_pipeline.reports.markdown import MlflowLinks
+from landslide_pipeline.schemas import ExperimentTable
+from landslide_pipeline.settings import PipelineSettings
+from landslide_pipeline.storage import atomic_directory
+from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.training.experiments import Variant, band_variants, run_variant_experiment, size_variants
+from landslide_pipeline.training.loop import pick_device
+from landslide_pipeline.training.profiles import resolve_profile
+
+TABLE = "table.parquet"
+
+
+class ExperimentConfig(Config):
+    """The training profile of the experiment's models (any field overridable), and for the size
+    study the sizes to compare."""
+
+    profile: str = "cpu"
+    width: float | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    sizes: list[int] = Field([100, 200, 300, 400], description="Training-set sizes in original tiles (size study).")
+
+
+def _run(context: AssetExecutionContext, config: ExperimentConfig, settings: PipelineSettings, samples: TrainingSet,
+         variants: list[Variant]) -> pd.DataFrame:
+    profile = resolve_profile(config.profile, width=config.width, epochs=config.epochs, batch_size=config.batch_size)
+    total = len(variants) * len(settings.architectures) * settings.n_folds
+    done: list[int] = []
+
+    def on_model(variant: Variant, architecture: str, fold: int) -> None:
+        done.append(1)
+        context.log.info(f"model {len(done)}/{total}: {variant.name}, {architecture}, fold {fold}")
+
+    rows = run_variant_experiment(samples, variants, settings.architectures, settings.n_folds, profile.width,
+                                  profile.training, pick_device(), on_model)
+    return pd.DataFrame(rows)
+
+
+def _experiment_asset(settings: PipelineSettings, name: str, description: str,
+                      variants: Callable[[TrainingSet, ExperimentConfig], list[Variant]],
+                      write: Callable[[pd.DataFrame, Path, MlflowLinks, dict], ExperimentReport]) -> AssetsDefinition:
+    @asset(name=name, group_name="experiments", kinds={"pytorch", "matplotlib", "mlflow"}, deps=["training_set"],
+           code_version="1", description=description)
+    def _experiment(context: AssetExecutionContext, config: ExperimentConfig, data_store: DataStore,
+                    mlflow_tracking: MlflowTracking) -> MaterializeResult:
+        layout = data_store.layout
+        samples = TrainingSet.load(layout.training_set(MANUAL))
+        table = _run(context, config, settings, samples, variants(samples, config))
+        links = MlflowLinks(mlflow_tracking.resolved_tracking_uri(), mlflow_tracking.experiment_id())
+        run_config = {**config.model_dump(exclude_none=True), "architectures": list(settings.architectures),
+                      "folds": settings.n_folds, "training_set_id": samples.set_id}
+        with atomic_directory(layout.reports / name) as staging:
+            table.to_parquet(staging / TABLE, index=False)
+            table.to_csv(staging / "table.csv", index=False)
+            report = write(table, staging, links, run_config)
+            test = report.summary[report.summary["split"] == "test"]
+            metrics = {f"test_f1_{r.variant}_{r.architecture}".replace(" ", "_").replace("+", "_"): float(r.f1_mean)
+                       for r in test.itertuples()}
+            run_id = mlflow_tracking.log_report(name.replace("_", " "), staging, metrics,
+                                                {"dagster.run_id": context.run_id, "landslide.report": name})
+        folder = layout.reports / name
+        report = ExperimentReport(folder / REPORT, [folder / p.name for p in report.plots], report.summary)
+        return MaterializeResult(metadata={**report_metadata(report, run_id), "n_models": len(table) // 2,
+                                           "path": MetadataValue.path(str(folder / TABLE))})
+
+    return _experiment
+
+
+def _schema_check(asset_def: AssetsDefinition, name: str) -> AssetChecksDefinition:
+    @asset_check(asset=asset_def, name=f"{name}_schema", blocking=True,
+                 description="pandera ExperimentTable: scores in range, unique keys, every fold of every variant")
+    def _check(data_store: DataStore) -> AssetCheckResult:
+        table = pd.read_parquet(data_store.layout.reports / name / TABLE)
+        try:
+            ExperimentTable.validate(table, lazy=True)
+        except pa.errors.SchemaErrors as err:
+            return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata={
+                "failures": MetadataValue.md(err.failure_cases.head(50).to_markdown(index=False))})
+        return AssetCheckResult(passed=True, metadata={"rows": len(table)})
+
+    return _check
+
+
+def _bands(samples: TrainingSet, config: ExperimentConfig) -> list[Variant]:
+    variants = band_variants(samples.bands)
+    if len(variants) < 2:
+        raise ValueError("the training set has no terrain band to compare: build training_set with "
+                         "use_terrain=true from surveys that have a DEM")
+    return variants
+
+
+def _band_report(table: pd.DataFrame, directory: Path, links: MlflowLinks, config: dict) -> ExperimentReport:
+    return write_comparison_report(
+        table, variant_summary(table), "bands", "Input bands: image vs image + terrain (study A, Table 7)",
+        "The same architectures, folds and training, with and without the DEM-derived slope band.",
+        directory, links, config)
+
+
+def build_experiment_assets(settings: PipelineSettings) -> list[AssetsDefinition | AssetChecksDefinition]:
+    """``band_comparison`` and ``training_size_study``, each with its blocking schema check."""
+    bands = _experiment_asset(
+        settings, "band_comparison",
+        "Study A, Table 7: every architecture x fold trained on the image bands alone and on image + terrain "
+        "(slope), scored on validation and test tiles; table, plots and report in data/reports/band_comparison/.",
+        _bands, _band_report)
+    sizes = _experiment_asset(
+        settings, "training_size_study",
+        "Study B's training-set size study: every architecture x fold trained on at most N original tiles "
+        "(config sizes, default 100/200/300/400); table, F1-vs-size plot and report in "
+        "data/reports/training_size_study/.",
+        lambda samples, config: size_variants(samples.bands, config.sizes),
+        write_training_size_report)
+    return [bands, _schema_check(bands, "band_comparison"), sizes, _schema_check(sizes, "training_size_study")]
