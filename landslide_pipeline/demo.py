@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per fold model (default: asset config)")
     parser.add_argument("--label-experiment", action="store_true",
                         help="also train on object-oriented labels and compare the label sources (study A, Table 6)")
+    parser.add_argument("--experiments", action="store_true",
+                        help="also run the input-band and training-set size experiments")
     args = parser.parse_args(argv)
     root = Path.cwd()
     home = ensure_dagster_home(root)
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     config = {"trained_model": {"epochs": args.epochs}} if args.epochs else {}
     run_chain(defs, settings, DagsterInstance.get(), [DEMO_SURVEY], config,
               on_step=lambda name, s: print(f"[demo] {name}: {s:.1f} s", flush=True),
-              label_experiment=args.label_experiment)
+              label_experiment=args.label_experiment, experiments=args.experiments)
     table = read_evaluation_table(layout)
     print("\nEvaluation (landslide class; each fold model on its validation fold and on the held-out test tiles):")
     print(table.drop(columns=["mlflow_run_id", "label_source"]).to_string(index=False, float_format="%.3f"))
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = pd.read_csv(layout.comparison / "summary.csv")
         print("\nManual vs object-oriented training labels, scored against the manual masks (mean over folds):")
         print(summary.to_string(index=False, float_format="%.3f"))
+    print(f"\nLandslide map: {layout.map(DEMO_SURVEY)} (probability.tif, mask.tif, landslides.gpkg); "
+          f"reports: {layout.reports}")
     print(f"\nDone in {time.perf_counter() - started:.0f} s.\n"
           f"Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000"
           "   (or: make ui)  -> http://127.0.0.1:3000\n"
