@@ -5,6 +5,7 @@ job builds them with the manual labels.
 """
 
 import json
+import tempfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -20,6 +21,7 @@ from pydantic import Field
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.defs.survey_assets import LABEL_INDEX, TILE_INDEX, manual_labels, raw_survey, survey_tiles
+from landslide_pipeline.geo.mosaic import mosaic_vrt
 from landslide_pipeline.geo.survey import find_survey_files
 from landslide_pipeline.geo.synthetic import GROUND_TRUTH_NAME
 from landslide_pipeline.labelling.agreement import agreement_table, survey_agreement
@@ -72,8 +74,12 @@ def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: 
     rules = load_rules(Path(config.rules_path))
     reference = _manual_samples(layout, survey_id) if rules.needs_samples() and config.samples_from_manual else None
     files = find_survey_files(layout.raw_survey(survey_id))
-    with atomic_directory(layout.labels(OBIA, survey_id)) as staging:
-        result = label_survey_objects(files.image, files.dem, index, rules, staging, reference)
+    with tempfile.TemporaryDirectory() as scratch, atomic_directory(layout.labels(OBIA, survey_id)) as staging:
+        image = files.image
+        if len(files.images) > 1:  # a mosaic of crops: segment the whole scene through its virtual mosaic
+            image = Path(scratch) / "scene.vrt"
+            image.write_text(mosaic_vrt(files.images))
+        result = label_survey_objects(image, files.dem, index, rules, staging, reference)
         TileIndex.validate(result.labels)
         ObiaSegments.validate(result.segments)
         result.labels.to_parquet(staging / LABEL_INDEX, index=False)

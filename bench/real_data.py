@@ -1,0 +1,149 @@
+"""The pipeline on the real data sets of ``../shared/data``, end to end through Dagster.
+
+Usage: ``python bench/real_data.py PRESET [--work /tmp/landslide-<preset>] [--architectures ...]
+[--folds 5] [--epochs N] [--augment-factor 2] [--profile cpu]``
+
+Each preset writes survey folders into ``<work>/data/raw`` whose ``survey.toml`` reads the shared
+data in place, then materializes the whole chain exactly as ``make demo`` does, on a persistent
+instance in ``<work>/.dagster`` with MLflow in ``<work>/mlruns`` (open them with
+``DAGSTER_HOME=<work>/.dagster dagster dev`` and
+``mlflow ui --backend-store-uri sqlite:///<work>/mlruns/mlflow.db``).
+
+- ``l4s_rgb``: ``l4s_train`` (1385 Landslide4Sense RGB tiles, dealt into the folds) and
+  ``l4s_validation`` (396 tiles, ``role = "test"``: the held-out test split). Each fold model is
+  scored on the whole validation split (the ``test`` rows: confusion counts summed over all its
+  pixels, landslide class, arg-max). Compare with the Landslide4Sense U-Net baseline (F1 0.578 on
+  the official 14-band data: a reference point, not like-for-like) and the peer library in
+  ``../shared/anchors.md`` (U-Net/ResNet-18 0.626, LinkNet/ResNet-18 0.657, ~25 min each).
+- ``coseismic``: trains on the 20 Labelme-labelled earthquake tiles (``coseismic_labelme``, re-cut
+  into 128 px tiles; 15 % held out) and maps ``coseismic_scene``, the 40 georeferenced crops of one
+  2048 x 1280 scene from the same source, mosaicked: probability and mask COGs and polygons.
+- ``l4s_h5``: a smoke test of multi-band input: the 6 original 14-band Landslide4Sense patches.
+
+The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+# Lets the script run from a checkout where the package is not pip-installed.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared" / "data"
+#: survey id -> survey.toml, per preset ({shared} is the shared data folder).
+PRESETS = {
+    "l4s_rgb": {
+        "l4s_train": 'kind = "tiles"\nrole = "train"\nsource = "{shared}/l4s_rgb/train"\nadapter = "l4s_rgb"\n',
+        "l4s_validation": 'kind = "tiles"\nrole = "test"\nsource = "{shared}/l4s_rgb/validation"\nadapter = "l4s_rgb"\n',
+    },
+    "coseismic": {
+        "coseismic_labelme": 'kind = "tiles"\nsource = "{shared}/coseismic_labelme"\nadapter = "coseismic_labelme"\n',
+        "coseismic_scene": 'kind = "scene"\nsite = "coseismic"\nsource = "{shared}/coseismic_scene"\nimage = "*.tif"\n',
+    },
+    "l4s_h5": {
+        "l4s_h5": 'kind = "tiles"\nsource = "{shared}/l4s_h5_samples"\nadapter = "l4s_h5_samples"\n',
+    },
+}
+#: Training-set config per preset: pre-cut sets have no DEM; a test survey replaces the random test share.
+TRAINING_SET = {"l4s_rgb": {"test_fraction": 0.0}, "coseismic": {}, "l4s_h5": {"fold_strategy": "random"}}
+L4S_BASELINE_F1 = 0.578
+PEER_F1 = {"unet": 0.626, "linknet": 0.657}
+
+
+def write_surveys(raw: Path, preset: str) -> list[str]:
+    """One survey.toml per survey of the preset, reading the shared data in place."""
+    for survey_id, text in PRESETS[preset].items():
+        folder = raw / survey_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "survey.toml").write_text(text.format(shared=SHARED))
+    return list(PRESETS[preset])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("preset", choices=sorted(PRESETS))
+    parser.add_argument("--work", type=Path, default=None, help="default: /tmp/landslide-<preset>")
+    parser.add_argument("--architectures", default="unet,resunet,linknet")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the profile's")
+    parser.add_argument("--augment-factor", type=int, default=2)
+    args = parser.parse_args(argv)
+    if not SHARED.is_dir():
+        print(f"{SHARED} is absent: nothing to run", file=sys.stderr)
+        return 2
+    work = (args.work or Path(f"/tmp/landslide-{args.preset}")).resolve()
+    os.environ["DAGSTER_HOME"] = str(work / ".dagster")
+    os.environ["LANDSLIDE_ARCHITECTURES"], os.environ["LANDSLIDE_FOLDS"] = args.architectures, str(args.folds)
+
+    from dagster import DagsterInstance
+
+    from landslide_pipeline.defs import build_definitions
+    from landslide_pipeline.defs.evaluation_assets import read_evaluation_table
+    from landslide_pipeline.defs.runner import run_chain
+    from landslide_pipeline.demo import ensure_dagster_home
+    from landslide_pipeline.layout import DataLayout
+    from landslide_pipeline.settings import PipelineSettings
+    from landslide_pipeline.training.evaluate import summarise_by_architecture
+
+    ensure_dagster_home(work)
+    settings = PipelineSettings.from_env()
+    layout = DataLayout(work / "data")
+    surveys = write_surveys(layout.raw, args.preset)
+    (work / "mlruns").mkdir(parents=True, exist_ok=True)
+    defs = build_definitions(settings, str(layout.root), f"sqlite:///{work}/mlruns/mlflow.db",
+                             str(work / "mlruns" / "artifacts"))
+    config = {
+        "training_set": {"use_terrain": False, "augment_factor": args.augment_factor, **TRAINING_SET[args.preset]},
+        "trained_model": {"profile": args.profile, **({"epochs": args.epochs} if args.epochs else {})},
+    }
+    started = time.perf_counter()
+    steps: dict[str, float] = {}
+
+    def on_step(name: str, seconds: float) -> None:
+        steps[name] = round(seconds, 1)
+        print(f"[{args.preset}] {name}: {seconds:.1f} s", flush=True)
+
+    run_chain(defs, settings, DagsterInstance.get(), surveys, config, on_step)
+    table = read_evaluation_table(layout)
+    shown = table.drop(columns=["mlflow_run_id", "label_source"])
+    print("\nEach fold model on its validation fold and on the held-out test split:")
+    print(shown.to_string(index=False, float_format="%.3f"))
+    summary = summarise_by_architecture(table)
+    print("\nMean and standard deviation over folds:")
+    print(summary.to_string(index=False, float_format="%.3f"))
+    per_arch = {
+        arch: {"precision": round(float(g["precision"].mean()), 4), "recall": round(float(g["recall"].mean()), 4),
+               "f1": round(float(g["f1"].mean()), 4), "f1_std": round(float(g["f1"].std()), 4),
+               "f1_best_fold": round(float(g["f1"].max()), 4), "parameters": int(g["parameters"].iloc[0]),
+               "train_seconds_per_fold": round(float(g["train_seconds"].mean()), 1),
+               **({"peer_f1": PEER_F1.get(arch)} if args.preset == "l4s_rgb" else {})}
+        for arch, g in table[table["split"] == "test"].groupby("architecture")
+    }
+    if args.preset == "l4s_rgb":
+        print(f"\nLandslide4Sense U-Net baseline F1 {L4S_BASELINE_F1} (14 bands, official split); "
+              f"peer library (RGB, this split): {PEER_F1}.")
+    maps = {s: json.loads((layout.map(s) / "map.json").read_text()) for s in surveys
+            if (layout.map(s) / "map.json").is_file()}
+    for survey_id, facts in maps.items():
+        print(f"map of {survey_id}: {facts['n_landslides']} landslides, {facts['landslide_area_m2']:.0f} m2, "
+              f"{facts['landslide_fraction']:.1%} of the valid pixels, model v{facts['version']}, "
+              f"{facts['megapixels_per_second']:.2f} MP/s -> {layout.map(survey_id)}")
+    map_facts = {s: {k: f[k] for k in ("n_landslides", "landslide_area_m2", "landslide_fraction")}
+                 for s, f in maps.items()}
+    print(f"Total {time.perf_counter() - started:.0f} s.")
+    print(json.dumps({"bench": args.preset, "profile": args.profile, "epochs": args.epochs,
+                      "augment_factor": args.augment_factor, "folds": args.folds, "test": per_arch, "maps": map_facts,
+                      "steps_s": steps, "total_s": round(time.perf_counter() - started, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
