@@ -94,3 +94,31 @@ def test_quantile_thresholds_take_manual_labels_as_samples(materialized, tmp_pat
     logged = json.loads((layout.labels("obia", SURVEY) / "thresholds.json").read_text())["thresholds"]
     sampled = [r for r in logged if r["method"] == "quantile"]
     assert len(sampled) == 1 and sampled[0]["note"] == "q0.02" and sampled[0]["n_objects"] >= 5
+
+
+def test_a_mosaic_survey_gets_the_same_object_labels_as_its_single_image(materialized, tmp_path):
+    layout, _, _ = materialized
+    from rasterio.windows import Window
+
+    single = layout.raw_survey(SURVEY)
+    mosaic_layout = DataLayout(tmp_path / "data")
+    folder = mosaic_layout.raw_survey(SURVEY)
+    (folder / "crops").mkdir(parents=True)
+    with rasterio.open(single / "image.tif") as src:
+        half = src.width // 2
+        halves = {"west": Window(0, 0, half, src.height), "east": Window(half, 0, src.width - half, src.height)}
+        for name, window in halves.items():
+            profile = {**src.profile, "width": window.width, "height": window.height,
+                       "transform": src.window_transform(window)}
+            with rasterio.open(folder / "crops" / f"{name}.tif", "w", **profile) as dst:
+                dst.write(src.read(window=window))
+    for name in ("dem.tif", "landslides.gpkg"):
+        (folder / name).write_bytes((single / name).read_bytes())
+    (folder / "survey.toml").write_text('image = "crops/*.tif"\n')
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("survey", [SURVEY])
+    assert run(mosaic_layout, instance).success
+    for tile in pd.read_parquet(layout.labels("obia", SURVEY) / "labels.parquet").itertuples():
+        with rasterio.open(layout.labels("obia", SURVEY) / "masks" / f"{tile.tile_id}.tif") as a, \
+                rasterio.open(mosaic_layout.labels("obia", SURVEY) / "masks" / f"{tile.tile_id}.tif") as b:
+            assert (a.read(1) == b.read(1)).all(), tile.tile_id
