@@ -53,6 +53,9 @@ PRESETS = {
 }
 #: Training-set config per preset: pre-cut sets have no DEM; a test survey replaces the random test share.
 TRAINING_SET = {"l4s_rgb": {"test_fraction": 0.0}, "coseismic": {}, "l4s_h5": {"fold_strategy": "random"}}
+#: The input-band experiment on the 14-band patches: Sentinel-2 RGB (B4, B3, B2) vs RGB + slope (B13) + DEM (B14).
+L4S_BAND_SETS = {"rgb": ["band_4", "band_3", "band_2"],
+                 "rgb+terrain": ["band_4", "band_3", "band_2", "band_13", "band_14"]}
 L4S_BASELINE_F1 = 0.578
 PEER_F1 = {"unet": 0.626, "linknet": 0.657}
 
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DAGSTER_HOME"] = str(work / ".dagster")
     os.environ["LANDSLIDE_ARCHITECTURES"], os.environ["LANDSLIDE_FOLDS"] = args.architectures, str(args.folds)
 
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, Definitions, define_asset_job
 
     from landslide_pipeline.defs import build_definitions
     from landslide_pipeline.defs.evaluation_assets import read_evaluation_table
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     config = {
         "training_set": {"use_terrain": False, "augment_factor": args.augment_factor, **TRAINING_SET[args.preset]},
         "trained_model": {"profile": args.profile, **({"epochs": args.epochs} if args.epochs else {})},
+        "band_comparison": {"profile": args.profile, "band_sets": L4S_BAND_SETS,
+                            **({"epochs": args.epochs} if args.epochs else {})},
     }
     started = time.perf_counter()
     steps: dict[str, float] = {}
@@ -112,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{args.preset}] {name}: {seconds:.1f} s", flush=True)
 
     run_chain(defs, settings, DagsterInstance.get(), surveys, config, on_step)
+    if args.preset == "l4s_h5":  # the input-band experiment, as a multi-band smoke test
+        band_job = define_asset_job("band_comparison_only", ["band_comparison"])
+        experiments = Definitions.merge(defs, Definitions(jobs=[band_job])).resolve_job_def("band_comparison_only")
+        started_bands = time.perf_counter()
+        assert experiments.execute_in_process(instance=DagsterInstance.get(), run_config={
+            "ops": {"band_comparison": {"config": config["band_comparison"]}}}).success
+        on_step("band comparison", time.perf_counter() - started_bands)
+        print((layout.reports / "band_comparison" / "summary.csv").read_text())
     table = read_evaluation_table(layout)
     shown = table.drop(columns=["mlflow_run_id", "label_source"])
     print("\nEach fold model on its validation fold and on the held-out test split:")

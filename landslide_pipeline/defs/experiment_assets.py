@@ -41,6 +41,9 @@ class ExperimentConfig(Config):
     epochs: int | None = None
     batch_size: int | None = None
     sizes: list[int] = Field([100, 200, 300, 400], description="Training-set sizes in original tiles (size study).")
+    band_sets: dict[str, list[str]] | None = Field(
+        None, description="Band study: named band subsets to compare, e.g. {'rgb': ['band_4', 'band_3', 'band_2'], "
+                          "'rgb+terrain': [..., 'band_13', 'band_14']}; default image bands vs image + terrain.")
 
 
 def _run(context: AssetExecutionContext, config: ExperimentConfig, settings: PipelineSettings, samples: TrainingSet,
@@ -104,10 +107,15 @@ def _schema_check(asset_def: AssetsDefinition, name: str) -> AssetChecksDefiniti
 
 
 def _bands(samples: TrainingSet, config: ExperimentConfig) -> list[Variant]:
+    if config.band_sets:
+        unknown = sorted({b for bands in config.band_sets.values() for b in bands} - set(samples.bands))
+        if unknown:
+            raise ValueError(f"band_sets name bands {unknown} that the training set lacks; it has {samples.bands}")
+        return [Variant(name, tuple(bands)) for name, bands in config.band_sets.items()]
     variants = band_variants(samples.bands)
     if len(variants) < 2:
         raise ValueError("the training set has no terrain band to compare: build training_set with "
-                         "use_terrain=true from surveys that have a DEM")
+                         "use_terrain=true from surveys that have a DEM, or name band_sets")
     return variants
 
 
