@@ -53,17 +53,14 @@ class FoldAssignment(pa.DataFrameModel):
 _unit = dict(ge=0.0, le=1.0)
 
 
-class EvaluationTable(pa.DataFrameModel):
-    """Landslide-class scores of each architecture x fold model on its validation fold and on the
-    held-out test split, scored against the ``reference`` label source (for a model trained on
-    object-oriented labels, the manual ones). The label-source comparison holds one such table
-    per training label source."""
+class ScoredModels(pa.DataFrameModel):
+    """Columns shared by every table of scored models: one row per model and split, with the
+    confusion counts summed over the split's pixels, the metrics derived from them and the model's
+    training facts."""
 
     architecture: Series[str]
     fold: Series[int] = pa.Field(ge=0)
     split: Series[str] = pa.Field(isin=["validation", "test"])
-    label_source: Series[str]
-    reference: Series[str]
     n_tiles: Series[int] = pa.Field(gt=0)
     tp: Series[int] = pa.Field(ge=0)
     fp: Series[int] = pa.Field(ge=0)
@@ -78,6 +75,16 @@ class EvaluationTable(pa.DataFrameModel):
     best_epoch: Series[int] = pa.Field(ge=1)
     train_seconds: Series[float] = pa.Field(ge=0)
     parameters: Series[int] = pa.Field(gt=0)
+
+
+class EvaluationTable(ScoredModels):
+    """Landslide-class scores of each architecture x fold model on its validation fold and on the
+    held-out test split, scored against the ``reference`` label source (for a model trained on
+    object-oriented labels, the manual ones). The label-source comparison holds one such table
+    per training label source."""
+
+    label_source: Series[str]
+    reference: Series[str]
     mlflow_run_id: Series[str]
 
     class Config:
@@ -112,30 +119,13 @@ class ArchitectureSummary(pa.DataFrameModel):
         unique = ["architecture", "split"]
 
 
-class ExperimentTable(pa.DataFrameModel):
+class ExperimentTable(ScoredModels):
     """Scores of every variant x architecture x fold model of an experiment (input bands,
     training-set size), on its validation fold and on the held-out test split."""
 
     variant: Series[str]
     bands: Series[str]
     train_tiles: Series[int] = pa.Field(gt=0)
-    architecture: Series[str]
-    fold: Series[int] = pa.Field(ge=0)
-    split: Series[str] = pa.Field(isin=["validation", "test"])
-    n_tiles: Series[int] = pa.Field(gt=0)
-    tp: Series[int] = pa.Field(ge=0)
-    fp: Series[int] = pa.Field(ge=0)
-    fn: Series[int] = pa.Field(ge=0)
-    tn: Series[int] = pa.Field(ge=0)
-    precision: Series[float] = pa.Field(**_unit)
-    recall: Series[float] = pa.Field(**_unit)
-    f1: Series[float] = pa.Field(**_unit)
-    iou: Series[float] = pa.Field(**_unit)
-    accuracy: Series[float] = pa.Field(**_unit)
-    kappa: Series[float] = pa.Field(ge=-1.0, le=1.0)
-    best_epoch: Series[int] = pa.Field(ge=1)
-    train_seconds: Series[float] = pa.Field(ge=0)
-    parameters: Series[int] = pa.Field(gt=0)
 
     class Config:
         strict = True
