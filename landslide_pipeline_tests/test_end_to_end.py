@@ -180,6 +180,7 @@ def test_the_survey_is_mapped_by_the_champion_and_the_map_finds_its_landslides(c
     mlflow.set_tracking_uri(chain["tracking_uri"])
     champion = mlflow.MlflowClient().get_model_version_by_alias("landslide-segmenter", "champion")
     assert (facts["version"], facts["mlflow_run_id"]) == (champion.version, champion.run_id)
+    assert facts["mask"] == str(folder / "mask.tif") and facts["probability"] == str(folder / "probability.tif")
     with rasterio.open(folder / "mask.tif") as mask, rasterio.open(layout.raw_survey(SURVEY) / "ground_truth.tif") as truth:
         assert (mask.crs, mask.transform, mask.shape) == (truth.crs, truth.transform, truth.shape)
         predicted, reference = mask.read(1) == 1, truth.read(1) > 0

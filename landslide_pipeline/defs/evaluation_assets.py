@@ -99,7 +99,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         best = pick_champion(table)
         tags = {"architecture": best["architecture"], "fold": str(best["fold"]), "f1": f"{best['f1']:.4f}",
                 "kappa": f"{best['kappa']:.4f}", "label_source": best["label_source"],
-                "dagster.run_id": context.run_id}
+                "dagster.run_id": context.run.run_id}
         version, uri = mlflow_tracking.register_champion(best["mlflow_run_id"], tags)
         context.log.info(f"champion: {best['architecture']} fold {best['fold']} (F1 {best['f1']:.3f}) -> {uri} v{version}")
         return MaterializeResult(metadata={**tags, "version": version, "model_uri": uri})
@@ -136,7 +136,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
             test = summary[summary["split"] == "test"]
             metrics = {f"test_f1_change_{row.architecture}": float(row.f1_change) for row in test.itertuples()}
             run_id = mlflow_tracking.log_report("label-source comparison", staging, metrics,
-                                                {"dagster.run_id": context.run_id, "landslide.report": "label_sources"})
+                                                {"dagster.run_id": context.run.run_id, "landslide.report": "label_sources"})
         context.log.info("manual vs object-oriented training labels (scored against manual masks):\n"
                          + summary.to_string(index=False))
         report = ExperimentReport(layout.comparison / REPORT, [layout.comparison / p.name for p in report.plots], summary)

@@ -82,7 +82,7 @@ def _experiment_asset(settings: PipelineSettings, name: str, description: str,
             metrics = {f"test_f1_{r.variant}_{r.architecture}".replace(" ", "_").replace("+", "_"): float(r.f1_mean)
                        for r in test.itertuples()}
             run_id = mlflow_tracking.log_report(name.replace("_", " "), staging, metrics,
-                                                {"dagster.run_id": context.run_id, "landslide.report": name})
+                                                {"dagster.run_id": context.run.run_id, "landslide.report": name})
         folder = layout.reports / name
         report = ExperimentReport(folder / REPORT, [folder / p.name for p in report.plots], report.summary)
         return MaterializeResult(metadata={**report_metadata(report, run_id), "n_models": len(table) // 2,

@@ -69,7 +69,10 @@ def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_st
         facts = {"survey_id": survey_id, "model": mlflow_tracking.registered_model_name, "alias": config.model_alias,
                  "version": version, "mlflow_run_id": run_id, "config": config.model_dump(),
                  "n_landslides": len(polygons), "landslide_area_m2": float(polygons["area_m2"].sum()),
-                 **report.to_dict()}
+                 **report.to_dict(),
+                 # The report names the staging files; the map's files are these once it is renamed.
+                 "probability": str(layout.map(survey_id) / PROBABILITY_NAME),
+                 "mask": str(layout.map(survey_id) / MASK_NAME)}
         (staging / MAP_FACTS).write_text(json.dumps(facts, indent=2, default=str))
     return MaterializeResult(metadata={
         "mapped": True, "model_version": version, "model_alias": config.model_alias, "mlflow_run_id": run_id,

@@ -73,7 +73,7 @@ def build_report_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
             test = report.summary[report.summary["split"] == "test"]
             metrics = {f"test_f1_{row.architecture}": float(row.f1_mean) for row in test.itertuples()}
             run_id = mlflow_tracking.log_report("architecture comparison", staging, metrics,
-                                                {"dagster.run_id": context.run_id, "landslide.report": "architectures"})
+                                                {"dagster.run_id": context.run.run_id, "landslide.report": "architectures"})
         report = ExperimentReport(layout.reports / "architectures" / REPORT,
                                   [layout.reports / "architectures" / p.name for p in report.plots], report.summary)
         return MaterializeResult(metadata=report_metadata(report, run_id))

@@ -165,7 +165,7 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
         # Folds of one cross-validation share a parent run: same architecture, training set and config.
         group = f"{source}:{architecture}:{samples.set_id}:{config_digest(run_config)}"
         checkpoint = layout.checkpoint(source, architecture, fold, f"{samples.set_id}-{config_digest(run_config)}")
-        tags = {"dagster.run_id": context.run_id, "dagster.asset_key": context.asset_key.to_user_string(),
+        tags = {"dagster.run_id": context.run.run_id, "dagster.asset_key": context.asset_key.to_user_string(),
                 "dagster.partition": str(key), "architecture": architecture, "fold": str(fold),
                 "label_source": source}
         device = pick_device()
