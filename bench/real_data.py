@@ -1,7 +1,7 @@
 """The pipeline on the real data sets of ``../shared/data``, end to end through Dagster.
 
 Usage: ``python bench/real_data.py PRESET [--work /tmp/landslide-<preset>] [--architectures ...]
-[--folds 5] [--epochs N] [--augment-factor 2] [--profile cpu]``
+[--folds 5] [--epochs N] [--augment-factor 2] [--profile cpu] [--width W] [--loss L]``
 
 Each preset writes survey folders into ``<work>/data/raw`` whose ``survey.toml`` reads the shared
 data in place, then materializes the whole chain exactly as ``make demo`` does, on a persistent
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     parser.add_argument("--augment-factor", type=int, default=2)
+    parser.add_argument("--width", type=float, default=None, help="default: the profile's")
+    parser.add_argument("--loss", default=None, help="default: the profile's (ce, weighted_ce, dice, focal)")
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
         print(f"{SHARED} is absent: nothing to run", file=sys.stderr)
@@ -103,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     (work / "mlruns").mkdir(parents=True, exist_ok=True)
     defs = build_definitions(settings, str(layout.root), f"sqlite:///{work}/mlruns/mlflow.db",
                              str(work / "mlruns" / "artifacts"))
+    overrides = {k: v for k, v in {"epochs": args.epochs, "width": args.width, "loss": args.loss}.items() if v}
     config = {
         "training_set": {"use_terrain": False, "augment_factor": args.augment_factor, **TRAINING_SET[args.preset]},
-        "trained_model": {"profile": args.profile, **({"epochs": args.epochs} if args.epochs else {})},
-        "band_comparison": {"profile": args.profile, "band_sets": L4S_BAND_SETS,
-                            **({"epochs": args.epochs} if args.epochs else {})},
+        "trained_model": {"profile": args.profile, **overrides},
+        "band_comparison": {"profile": args.profile, "band_sets": L4S_BAND_SETS, **overrides},
     }
     started = time.perf_counter()
     steps: dict[str, float] = {}
@@ -152,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     map_facts = {s: {k: f[k] for k in ("n_landslides", "landslide_area_m2", "landslide_fraction")}
                  for s, f in maps.items()}
     print(f"Total {time.perf_counter() - started:.0f} s.")
-    print(json.dumps({"bench": args.preset, "profile": args.profile, "epochs": args.epochs,
+    print(json.dumps({"bench": args.preset, "profile": args.profile, "epochs": args.epochs, "width": args.width,
+                      "loss": args.loss,
                       "augment_factor": args.augment_factor, "folds": args.folds, "test": per_arch, "maps": map_facts,
                       "steps_s": steps, "total_s": round(time.perf_counter() - started, 1)}))
     return 0

@@ -40,6 +40,7 @@ class ExperimentConfig(Config):
     width: float | None = None
     epochs: int | None = None
     batch_size: int | None = None
+    loss: str | None = None  # ce, weighted_ce, dice or focal
     sizes: list[int] = Field([100, 200, 300, 400], description="Training-set sizes in original tiles (size study).")
     band_sets: dict[str, list[str]] | None = Field(
         None, description="Band study: named band subsets to compare, e.g. {'rgb': ['band_4', 'band_3', 'band_2'], "
@@ -48,7 +49,8 @@ class ExperimentConfig(Config):
 
 def _run(context: AssetExecutionContext, config: ExperimentConfig, settings: PipelineSettings, samples: TrainingSet,
          variants: list[Variant]) -> pd.DataFrame:
-    profile = resolve_profile(config.profile, width=config.width, epochs=config.epochs, batch_size=config.batch_size)
+    profile = resolve_profile(config.profile, width=config.width, epochs=config.epochs, batch_size=config.batch_size,
+                              loss=config.loss)
     total = len(variants) * len(settings.architectures) * settings.n_folds
     done: list[int] = []
 
