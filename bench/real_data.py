@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     parser.add_argument("--augment-factor", type=int, default=2)
     parser.add_argument("--width", type=float, default=None, help="default: the profile's")
-    parser.add_argument("--loss", default=None, help="default: the profile's (ce, weighted_ce, dice, focal)")
+    parser.add_argument("--loss", default=None, help="default: the profile's (ce, weighted_ce, dice, focal, ce_dice)")
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
         print(f"{SHARED} is absent: nothing to run", file=sys.stderr)

@@ -32,7 +32,7 @@ def chain(tmp_path_factory):
     instance = DagsterInstance.ephemeral()
     results = run_chain(defs, settings, instance, [SURVEY],
                         {"survey_tiles": {"tile_size": 64}, "trained_model": {"epochs": 8, "batch_size": 16},
-                         "band_comparison": {"epochs": 6, "batch_size": 16},
+                         "band_comparison": {"epochs": 6, "batch_size": 16, "loss": "weighted_ce"},
                          "training_size_study": {"epochs": 6, "batch_size": 16, "sizes": [5, 20]}},
                         label_experiment=True, experiments=True)
     return dict(layout=layout, results=results, instance=instance, tracking_uri=tracking_uri, settings=settings)

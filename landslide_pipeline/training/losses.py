@@ -6,6 +6,9 @@
   not to flood the map with false positives.
 - ``dice``: 1 - soft Dice of the landslide class over the whole batch.
 - ``focal``: focal loss (Lin et al. 2017), gamma 2: down-weights pixels already classified well.
+- ``ce_dice``: cross-entropy + Dice, the usual pairing (and the peer library's in
+  ``../shared/anchors.md``): Dice pulls precision and recall towards the F1 optimum, cross-entropy
+  keeps per-pixel gradients well conditioned early on.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LossName = Literal["ce", "weighted_ce", "dice", "focal"]
-LOSSES: tuple[str, ...] = ("ce", "weighted_ce", "dice", "focal")
+LossName = Literal["ce", "weighted_ce", "dice", "focal", "ce_dice"]
+LOSSES: tuple[str, ...] = ("ce", "weighted_ce", "dice", "focal", "ce_dice")
 
 
 def class_weights(y: np.ndarray, num_classes: int = 2) -> torch.Tensor:
@@ -58,6 +61,17 @@ class FocalLoss(nn.Module):
         return loss.mean()
 
 
+class CrossEntropyDiceLoss(nn.Module):
+    """Cross-entropy plus the landslide class's soft Dice loss, equally weighted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ce, self.dice = nn.CrossEntropyLoss(), DiceLoss()
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.ce(logits, target) + self.dice(logits, target)
+
+
 def make_loss(name: str, labels: np.ndarray) -> nn.Module:
     """Builds the named loss; ``labels`` (training masks) set the class weights where used."""
     if name == "ce":
@@ -68,4 +82,6 @@ def make_loss(name: str, labels: np.ndarray) -> nn.Module:
         return DiceLoss()
     if name == "focal":
         return FocalLoss()
+    if name == "ce_dice":
+        return CrossEntropyDiceLoss()
     raise ValueError(f"unknown loss {name!r}; choose from {LOSSES}")

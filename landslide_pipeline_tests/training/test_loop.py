@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from landslide_pipeline.training.loop import TrainingConfig, init_model, predict_masks, train_segmentation
 from landslide_pipeline.training.losses import LOSSES, DiceLoss, FocalLoss, class_weights, make_loss
@@ -95,6 +96,15 @@ def test_dice_and_focal_values():
     even = torch.zeros(1, 2, 1, 2)
     # p = 0.5 everywhere: focal = 0.25 * ln 2 per pixel
     assert float(FocalLoss()(even, target)) == pytest.approx(0.25 * np.log(2))
+
+
+def test_ce_dice_is_the_sum_of_its_parts():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 4, 4, generator=generator)
+    target = torch.randint(0, 2, (2, 4, 4), generator=generator)
+    expected = nn.CrossEntropyLoss()(logits, target) + DiceLoss()(logits, target)
+    assert float(make_loss("ce_dice", target.numpy())(logits, target)) == pytest.approx(float(expected))
+    assert float(make_loss("ce_dice", target.numpy())(logits, target)) > float(DiceLoss()(logits, target))
 
 
 def test_unknown_loss_raises():
