@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     parser.add_argument("--augment-factor", type=int, default=2)
     parser.add_argument("--width", type=float, default=None, help="default: the profile's")
-    parser.add_argument("--loss", default=None, help="default: the profile's (ce, weighted_ce, dice, focal, ce_dice)")
+    parser.add_argument("--loss", default=None, help="default: the profile's; a name in training.losses.LOSSES")
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
         print(f"{SHARED} is absent: nothing to run", file=sys.stderr)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / "mlruns").mkdir(parents=True, exist_ok=True)
     defs = build_definitions(settings, str(layout.root), f"sqlite:///{work}/mlruns/mlflow.db",
                              str(work / "mlruns" / "artifacts"))
-    overrides = {k: v for k, v in {"epochs": args.epochs, "width": args.width, "loss": args.loss}.items() if v}
+    overrides = {k: v for k, v in {"epochs": args.epochs, "width": args.width, "loss": args.loss}.items() if v is not None}
     config = {
         "training_set": {"use_terrain": False, "augment_factor": args.augment_factor, **TRAINING_SET[args.preset]},
         "trained_model": {"profile": args.profile, **overrides},

@@ -40,7 +40,7 @@ class ExperimentConfig(Config):
     width: float | None = None
     epochs: int | None = None
     batch_size: int | None = None
-    loss: str | None = None  # ce, weighted_ce, dice, focal or ce_dice
+    loss: str | None = None  # a name in training.losses.LOSSES
     sizes: list[int] = Field([100, 200, 300, 400], description="Training-set sizes in original tiles (size study).")
     band_sets: dict[str, list[str]] | None = Field(
         None, description="Band study: named band subsets to compare, e.g. {'rgb': ['band_4', 'band_3', 'band_2'], "

@@ -63,7 +63,7 @@ class ModelTrainingConfig(Config):
     learning_rate: float | None = None
     step_size: int | None = None
     gamma: float | None = None
-    loss: str | None = None  # ce, weighted_ce, dice, focal or ce_dice
+    loss: str | None = None  # a name in training.losses.LOSSES
     seed: int | None = None
     precision: str | None = None  # fp32, bf16 or auto (bf16 where the CPU has native bf16)
 

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 LossName = Literal["ce", "weighted_ce", "dice", "focal", "ce_dice"]
-LOSSES: tuple[str, ...] = ("ce", "weighted_ce", "dice", "focal", "ce_dice")
+LOSSES: tuple[str, ...] = get_args(LossName)
 
 
 def class_weights(y: np.ndarray, num_classes: int = 2) -> torch.Tensor:

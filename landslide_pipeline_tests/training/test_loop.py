@@ -103,8 +103,9 @@ def test_ce_dice_is_the_sum_of_its_parts():
     logits = torch.randn(2, 2, 4, 4, generator=generator)
     target = torch.randint(0, 2, (2, 4, 4), generator=generator)
     expected = nn.CrossEntropyLoss()(logits, target) + DiceLoss()(logits, target)
-    assert float(make_loss("ce_dice", target.numpy())(logits, target)) == pytest.approx(float(expected))
-    assert float(make_loss("ce_dice", target.numpy())(logits, target)) > float(DiceLoss()(logits, target))
+    combined = float(make_loss("ce_dice", target.numpy())(logits, target))
+    assert combined == pytest.approx(float(expected))
+    assert combined > float(DiceLoss()(logits, target))
 
 
 def test_unknown_loss_raises():
