@@ -7,8 +7,9 @@ data/
   tiles/<survey_id>/          tiles.parquet (GeoParquet tile index), image/<tile>.tif, terrain/<tile>.tif
   labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif (source: manual or obia)
   agreement/<survey_id>.parquet  object-oriented vs manual labels (and vs ground truth)
-  training/<source>/          samples.npz, folds.parquet
-  models/<source>/<architecture>/fold_<k>/  weights.pt (state dict), model.json
+  training/<source>/          images.npy, masks.npy (each tile once), folds.parquet, training_set.json
+  models/<source>/<architecture>/fold_<k>/  weights.pt (state dict), model.json, calibration.json
+  models/<source>/<architecture>/ensemble/  the fold models as one model (weights.pt, model.json)
   checkpoints/<source>/<architecture>/fold_<k>/<training set>-<config>.pt   while training (resume)
   evaluation/                 evaluation.parquet, evaluation.csv (models trained on manual labels)
   comparison/                 label_sources.parquet, .csv: manual vs object-oriented training labels
@@ -77,6 +78,10 @@ class DataLayout:
     def model(self, source: str, architecture: str, fold: int) -> Path:
         """One fold model trained on ``source`` labels."""
         return self.root / "models" / source / architecture / f"fold_{fold}"
+
+    def ensemble(self, source: str, architecture: str) -> Path:
+        """The ensemble of an architecture's fold models trained on ``source`` labels."""
+        return self.root / "models" / source / architecture / "ensemble"
 
     def checkpoint(self, source: str, architecture: str, fold: int, run_key: str) -> Path:
         """Per-epoch training state of one model, kept only until its training completes."""

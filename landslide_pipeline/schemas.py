@@ -55,11 +55,12 @@ _unit = dict(ge=0.0, le=1.0)
 
 class ScoredModels(pa.DataFrameModel):
     """Columns shared by every table of scored models: one row per model and split, with the
-    confusion counts summed over the split's pixels, the metrics derived from them and the model's
-    training facts."""
+    confusion counts summed over the split's pixels at the model's calibrated ``threshold``, the
+    metrics derived from them and the model's training facts."""
 
     architecture: Series[str]
     fold: Series[int] = pa.Field(ge=0)
+    threshold: Series[float] = pa.Field(gt=0.0, lt=1.0)
     split: Series[str] = pa.Field(isin=["validation", "test"])
     n_tiles: Series[int] = pa.Field(gt=0)
     tp: Series[int] = pa.Field(ge=0)
@@ -78,26 +79,45 @@ class ScoredModels(pa.DataFrameModel):
 
 
 class EvaluationTable(ScoredModels):
-    """Landslide-class scores of each architecture x fold model on its validation fold and on the
-    held-out test split, scored against the ``reference`` label source (for a model trained on
-    object-oriented labels, the manual ones). The label-source comparison holds one such table
-    per training label source."""
+    """Landslide-class scores of each architecture x fold model (``kind`` fold) on its validation
+    fold and on the held-out test split, and of each architecture's fold ensemble (``kind``
+    ensemble, ``fold`` -1, test split only), scored against the ``reference`` label source (for a
+    model trained on object-oriented labels, the manual ones) at the model's calibrated threshold,
+    with the arg-max decision's scores beside them. The label-source comparison holds one such
+    table per training label source."""
 
+    kind: Series[str] = pa.Field(isin=["fold", "ensemble"])
+    fold: Series[int] = pa.Field(ge=-1)
+    best_epoch: Series[int] = pa.Field(ge=0)
+    precision_argmax: Series[float] = pa.Field(**_unit)
+    recall_argmax: Series[float] = pa.Field(**_unit)
+    f1_argmax: Series[float] = pa.Field(**_unit)
+    kappa_argmax: Series[float] = pa.Field(ge=-1.0, le=1.0)
+    flips: Series[bool]
+    members: Series[int] = pa.Field(ge=1)
     label_source: Series[str]
     reference: Series[str]
     mlflow_run_id: Series[str]
 
     class Config:
         strict = True
-        unique = ["label_source", "architecture", "fold", "split"]
+        unique = ["label_source", "architecture", "kind", "fold", "split"]
+
+    @pa.dataframe_check(error="a fold model has a fold >= 0, one member and a best epoch >= 1; an ensemble fold -1, "
+                              "several members, and test rows only")
+    def kinds_are_consistent(cls, df: pd.DataFrame) -> pd.Series:
+        fold = (df["kind"] == "fold") & (df["fold"] >= 0) & (df["members"] == 1) & (df["best_epoch"] >= 1)
+        ensemble = (df["kind"] == "ensemble") & (df["fold"] == -1) & (df["members"] > 1) & (df["split"] == "test")
+        return fold | ensemble
 
     @pa.dataframe_check(error="every architecture and split must have the same, complete set of folds 0..k-1")
     def every_fold_present(cls, df: pd.DataFrame) -> bool:
-        if df.empty or not (df["split"] == "validation").any():
+        folds = df[df["kind"] == "fold"]
+        if folds.empty or not (folds["split"] == "validation").any():
             return False
-        expected = set(range(int(df["fold"].max()) + 1))
-        groups = df.groupby(["label_source", "architecture", "split"])["fold"].agg(list)
-        return all(set(folds) == expected for folds in groups)
+        expected = set(range(int(folds["fold"].max()) + 1))
+        groups = folds.groupby(["label_source", "architecture", "split"])["fold"].agg(list)
+        return all(set(f) == expected for f in groups)
 
 
 class ArchitectureSummary(pa.DataFrameModel):

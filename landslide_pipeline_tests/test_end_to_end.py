@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -31,7 +32,8 @@ def chain(tmp_path_factory):
                              artifact_root=str(root / "mlruns" / "artifacts"))
     instance = DagsterInstance.ephemeral()
     results = run_chain(defs, settings, instance, [SURVEY],
-                        {"survey_tiles": {"tile_size": 64}, "trained_model": {"epochs": 8, "batch_size": 16},
+                        {"survey_tiles": {"tile_size": 64},
+                         "trained_model": {"epochs": 8, "batch_size": 16, "width": 0.125, "warmup_epochs": 1, "draws": 4},
                          "band_comparison": {"epochs": 6, "batch_size": 16, "loss": "weighted_ce"},
                          "training_size_study": {"epochs": 6, "batch_size": 16, "sizes": [5, 20]}},
                         label_experiment=True, experiments=True)
@@ -41,7 +43,7 @@ def chain(tmp_path_factory):
 def test_every_asset_is_materialized(chain):
     instance = chain["instance"]
     for key in ["raw_survey", "survey_tiles", "manual_labels", "obia_labels", "label_agreement", "training_set",
-                "trained_model", "evaluation_table", "champion_model", "obia_training_set", "obia_trained_model",
+                "trained_model", "fold_ensembles", "evaluation_table", "champion_model", "obia_training_set", "obia_trained_model",
                 "label_source_comparison", "architecture_comparison", "landslide_map", "landslide_changes", "band_comparison", "training_size_study"]:
         assert instance.get_latest_materialization_event(AssetKey(key)) is not None, key
     assert all(r.success for r in chain["results"])
@@ -50,7 +52,11 @@ def test_every_asset_is_materialized(chain):
 def test_evaluation_table_is_valid_and_its_blocking_check_passed(chain):
     table = read_evaluation_table(chain["layout"])
     EvaluationTable.validate(table, lazy=True)
-    assert sorted(zip(table["split"], table["fold"])) == [("test", 0), ("test", 1), ("validation", 0), ("validation", 1)]
+    assert sorted(zip(table["kind"], table["split"], table["fold"])) == [
+        ("ensemble", "test", -1), ("fold", "test", 0), ("fold", "test", 1), ("fold", "validation", 0),
+        ("fold", "validation", 1)]
+    ensemble = table[table["kind"] == "ensemble"].iloc[0]
+    assert ensemble["members"] == 2 and 0 < ensemble["threshold"] < 1
     evaluation_run = next(r for r in chain["results"] if r.dagster_run.job_name == "evaluate_models")
     checks = evaluation_run.get_asset_check_evaluations()
     assert sorted(c.check_name for c in checks) == ["architecture_comparison_schema", "evaluation_table_schema"]
@@ -60,7 +66,7 @@ def test_evaluation_table_is_valid_and_its_blocking_check_passed(chain):
 @pytest.mark.parametrize("split", ["validation", "test"])
 def test_trained_model_beats_trivial_predictors(chain, split):
     table = read_evaluation_table(chain["layout"])
-    table = table[table["split"] == split]
+    table = table[(table["split"] == split) & (table["kind"] == "fold")]
     counts = table[["tp", "fp", "fn", "tn"]].sum()
     prevalence = (counts.tp + counts.fn) / counts.sum()
     all_landslide_f1 = 2 * prevalence / (1 + prevalence)
@@ -70,24 +76,23 @@ def test_trained_model_beats_trivial_predictors(chain, split):
     assert (table["f1"] > 0).all()
 
 
-def test_training_set_folds_keep_augmented_copies_with_their_tile(chain):
+def test_training_set_stores_every_tile_once_in_disjoint_folds(chain):
     samples = TrainingSet.load(chain["layout"].training_set("manual"))
-    assert samples.bands == ["red", "green", "blue", "slope"]
+    assert samples.bands == ["red", "green", "blue", "slope"] and samples.image_scaling == "uint8"
+    assert len(samples.images) == len(samples.masks) == len(samples.tiles)  # no stored augmented copies
     test_tiles = set(samples.test_indices())
     assert 0 < len(test_tiles) < len(samples.tiles) / 3
-    n_fold_tiles = len(samples.tiles) - len(test_tiles)
-    assert len(samples.x) == len(samples.tiles) + 4 * n_fold_tiles  # x5 augmentation, test tiles kept as they are
     for fold in (0, 1):
         train_idx, val_idx = samples.split(fold)
-        assert not set(samples.tile[train_idx]) & set(samples.tile[val_idx])
-        assert not set(samples.tile[train_idx]) & test_tiles and not set(samples.tile[val_idx]) & test_tiles
-        assert not samples.augmented[val_idx].any()
+        assert not set(train_idx) & set(val_idx)
+        assert not set(train_idx) & test_tiles and not set(val_idx) & test_tiles
 
 
 def test_mlflow_holds_a_child_run_per_fold_with_dagster_tags_and_a_model(chain):
     mlflow.set_tracking_uri(chain["tracking_uri"])
     runs = mlflow.search_runs(experiment_names=["landslide-pipeline"], output_format="pandas")
-    children = runs[runs["tags.mlflow.parentRunId"].notna() & (runs["tags.label_source"] == "manual")]
+    children = runs[runs["tags.mlflow.parentRunId"].notna() & (runs["tags.label_source"] == "manual")
+                    & (runs["tags.dagster.asset_key"] == "trained_model")]
     assert sorted(children["params.fold"].astype(int)) == [0, 1]
     assert children["tags.dagster.run_id"].notna().all()
     assert set(children["tags.dagster.asset_key"]) == {"trained_model"}
@@ -102,18 +107,26 @@ def test_mlflow_holds_a_child_run_per_fold_with_dagster_tags_and_a_model(chain):
     history = mlflow.MlflowClient().get_metric_history(children["run_id"].iloc[0], "val_f1")
     assert [m.step for m in history] == list(range(1, 9))
     table = read_evaluation_table(chain["layout"])
-    assert set(table["mlflow_run_id"]) == set(children["run_id"])
+    assert set(table.loc[table["kind"] == "fold", "mlflow_run_id"]) == set(children["run_id"])
+    ensemble = runs[runs["run_id"] == table.loc[table["kind"] == "ensemble", "mlflow_run_id"].iloc[0]].iloc[0]
+    assert ensemble["tags.mlflow.parentRunId"] == parent["run_id"]  # beside its folds in the cross-validation
 
 
-def test_champion_is_registered_and_reloads_for_any_window_size(chain):
+def test_the_fold_ensemble_is_the_champion_and_reloads_for_any_window_size(chain):
     mlflow.set_tracking_uri(chain["tracking_uri"])
     table = read_evaluation_table(chain["layout"])
     version = mlflow.MlflowClient().get_model_version_by_alias("landslide-segmenter", "champion")
-    validation = table[table["split"] == "validation"]
-    assert version.run_id == validation.loc[validation["f1"].idxmax(), "mlflow_run_id"]
+    assert version.run_id == table.loc[table["kind"] == "ensemble", "mlflow_run_id"].iloc[0]
+    assert version.tags["kind"] == "ensemble" and "landslide where probability >" in version.description
     model = mlflow.pytorch.load_model("models:/landslide-segmenter@champion")
-    logits = model(torch.rand(3, 4, 96, 160))
-    assert tuple(logits.shape) == (3, 2, 96, 160)
+    x = torch.rand(3, 4, 96, 160)
+    x[0, :, :8, :8] = float("nan")  # no data: the model's normalisation fills it in
+    probability = model(x)
+    assert tuple(probability.shape) == (3, 2, 96, 160) and torch.isfinite(probability).all()
+    torch.testing.assert_close(probability.sum(dim=1), torch.ones(3, 96, 160))
+    info = mlflow.models.get_model_info("models:/landslide-segmenter@champion")
+    assert info.metadata["bands"] == ["red", "green", "blue", "slope"] and info.metadata["image_scaling"] == "uint8"
+    assert len(info.metadata["members"]) == 2 and 0 < info.metadata["threshold"] < 1
     weights = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/weights")
     assert sorted(p.name for p in Path(weights).iterdir()) == ["model.json", "weights.pt"]
 
@@ -127,8 +140,9 @@ def test_object_oriented_training_set_shares_tiles_and_folds_and_scores_against_
     assert set(obia.tiles["tile_id"]) == set(manual.tiles["tile_id"])
     position = {tile: i for i, tile in enumerate(manual.tiles["tile_id"])}
     for i, tile in enumerate(obia.tiles["tile_id"]):
-        assert (obia.reference[i] == manual.y[position[tile]]).all()  # the manual masks, tile for tile
-    assert (obia.y[: len(obia.tiles)] != obia.reference).any()  # and not the training labels
+        assert (obia.reference[i] == manual.masks[position[tile]]).all()  # the manual masks, tile for tile
+    everything = np.arange(len(obia.tiles))
+    assert (obia.masks[everything] != obia.reference[everything]).any()  # and not the training labels
 
 
 def test_label_source_comparison_scores_both_sources_on_the_same_tiles(chain):

@@ -8,14 +8,35 @@ from landslide_pipeline.schemas import EvaluationTable
 def row(arch: str, fold: int, **over) -> dict:
     base = dict(architecture=arch, fold=fold, split="validation", label_source="manual", reference="manual",
                 n_tiles=4, tp=10, fp=2, fn=3, tn=85,
-                precision=0.83, recall=0.77, f1=0.8, iou=0.67, accuracy=0.95, kappa=0.77, best_epoch=3,
-                train_seconds=12.0, parameters=1000, mlflow_run_id="abc")
+                precision=0.83, recall=0.77, f1=0.8, iou=0.67, accuracy=0.95, kappa=0.77, threshold=0.42,
+                precision_argmax=0.9, recall_argmax=0.7, f1_argmax=0.79, kappa_argmax=0.76, kind="fold", flips=False,
+                members=1, best_epoch=3, train_seconds=12.0, parameters=1000, mlflow_run_id="abc")
     return {**base, **over}
+
+
+def ensemble_row(arch: str, **over) -> dict:
+    return row(arch, -1, kind="ensemble", split="test", members=3, best_epoch=0, **over)
 
 
 def test_a_complete_table_passes():
     rows = [row(a, f, split=s) for a in ("unet", "linknet") for f in range(3) for s in ("validation", "test")]
     EvaluationTable.validate(pd.DataFrame(rows))
+
+
+def test_ensemble_rows_join_the_table_on_the_test_split_only():
+    rows = [row("unet", f, split=s) for f in range(3) for s in ("validation", "test")]
+    EvaluationTable.validate(pd.DataFrame(rows + [ensemble_row("unet", flips=True)]))
+    for bad in (dict(split="validation"), dict(members=1), dict(fold=0)):
+        with pytest.raises(pa.errors.SchemaError, match="a fold model has a fold"):
+            EvaluationTable.validate(pd.DataFrame(rows + [{**ensemble_row("unet"), **bad}]))
+    with pytest.raises(pa.errors.SchemaError, match="a fold model has a fold"):
+        EvaluationTable.validate(pd.DataFrame(rows[:-1] + [{**rows[-1], "best_epoch": 0}]))
+
+
+@pytest.mark.parametrize("bad", [dict(threshold=0.0), dict(threshold=1.0), dict(f1_argmax=1.5), dict(kind="stack")])
+def test_thresholds_and_argmax_scores_are_checked(bad):
+    with pytest.raises(pa.errors.SchemaErrors):
+        EvaluationTable.validate(pd.DataFrame([row("unet", 0, **bad), row("unet", 1)]), lazy=True)
 
 
 def test_a_test_split_missing_a_fold_fails():
@@ -46,7 +67,9 @@ def test_two_label_sources_share_a_table_but_each_needs_every_fold():
 
 
 def experiment_row(variant: str, fold: int, **over) -> dict:
-    base = {k: v for k, v in row("unet", fold).items() if k not in ("label_source", "reference", "mlflow_run_id")}
+    evaluation_only = ("label_source", "reference", "mlflow_run_id", "kind", "flips", "members", "precision_argmax",
+                       "recall_argmax", "f1_argmax", "kappa_argmax")
+    base = {k: v for k, v in row("unet", fold).items() if k not in evaluation_only}
     return {**base, "variant": variant, "bands": "red+green+blue", "train_tiles": 40, **over}
 
 

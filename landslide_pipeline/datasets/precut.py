@@ -137,6 +137,30 @@ def tile_dataset(survey_id: str, root: Path, adapter: DatasetAdapter, out_dir: P
     return _index(rows)
 
 
+@dataclass(frozen=True)
+class LabelledPair:
+    """One data set tile read whole: its pixels, the pixels without data, and its mask."""
+
+    key: str
+    pixels: np.ndarray  # (bands, H, W) in the file's dtype
+    invalid: np.ndarray | None  # (H, W) True where there is no data
+    mask: np.ndarray  # (H, W) uint8 {0, 1}
+
+
+def read_labelled_pairs(root: Path, adapter: DatasetAdapter) -> Iterator[LabelledPair]:
+    """Every labelled tile of a data set, one at a time and in natural order, as tiling reads it.
+
+    Raises:
+        SurveyInputError: the adapter has no masks, no tile matches, or a tile is unreadable.
+    """
+    if adapter.mask is None:
+        raise SurveyInputError(root, f"adapter {adapter.name!r} has no [mask]; the data set is unlabelled")
+    for pair in find_pairs(root, adapter):
+        pixels, transparent = read_image(pair.image, adapter.image)
+        mask = read_mask(pair.mask, adapter.mask, pixels.shape[1:])
+        yield LabelledPair(pair.key, pixels, _invalid(pixels, transparent, adapter.nodata), mask)
+
+
 def _cut(survey_id: str, pair: TilePair, pixels: np.ndarray, invalid: np.ndarray | None, writer: TileWriter,
          spec: TilingSpec, out_dir: Path) -> tuple[list, list[dict]]:
     """The write jobs and index rows of the pipeline tiles cut from one data set tile."""

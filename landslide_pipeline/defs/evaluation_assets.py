@@ -1,25 +1,31 @@
 """Evaluation: each fold model scored on its validation fold, checked by a pandera schema."""
 
 
+from dataclasses import replace
+from typing import Literal
+
 import pandas as pd
 import pandera.pandas as pa
 from dagster import (
-    AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, AssetExecutionContext, AssetsDefinition,
+    AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, AssetExecutionContext, AssetsDefinition, Config,
     MaterializeResult, MetadataValue, asset, asset_check,
 )
+from pydantic import Field
 
 from landslide_pipeline.defs.report_assets import panel_tiles, report_metadata
-from landslide_pipeline.defs.resources import DataStore, MlflowTracking
+from landslide_pipeline.defs.resources import DataStore, MlflowTracking, model_metadata
 from landslide_pipeline.defs.training_assets import MANUAL, OBIA
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.schemas import EvaluationTable
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
+from landslide_pipeline.training.checkpoint import fold_ensemble, read_spec, save_model
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.reports.experiments import REPORT, ExperimentReport, write_comparison_report
 from landslide_pipeline.reports.markdown import MlflowLinks
 from landslide_pipeline.training.evaluate import (
-    best_fold, compare_label_sources, evaluate_fold_model, pick_champion, summarise_by_architecture,
+    ENSEMBLE, FOLD, best_fold, compare_label_sources, cross_validation_f1, evaluate_ensemble, evaluate_fold_model,
+    pick_champion, summarise_by_architecture,
 )
 
 TABLE = "evaluation.parquet"
@@ -30,19 +36,35 @@ def read_evaluation_table(layout: DataLayout) -> pd.DataFrame:
     return pd.read_parquet(layout.evaluation / TABLE)
 
 
+def fold_model_dirs(settings: PipelineSettings, layout: DataLayout, source: str, architecture: str) -> list:
+    """The folders of an architecture's fold models.
+
+    Raises:
+        FileNotFoundError: a fold model is missing (naming the partition to materialize).
+    """
+    prefix = "" if source == MANUAL else f"{source}_"
+    dirs = [layout.model(source, architecture, fold) for fold in range(settings.n_folds)]
+    for fold, model_dir in enumerate(dirs):
+        if not model_dir.is_dir():
+            raise FileNotFoundError(f"{model_dir}: no trained model; materialize {prefix}trained_model "
+                                    f"partition {architecture}|{fold} first")
+    return dirs
+
+
 def evaluate_models(settings: PipelineSettings, layout: DataLayout, sources: list[str],
-                    samples: TrainingSet) -> pd.DataFrame:
-    """Rows of every architecture x fold model of each label source, scored on ``samples``."""
+                    samples: TrainingSet, ensembles: bool = False) -> pd.DataFrame:
+    """Rows of every architecture x fold model of each label source, scored on ``samples``, and
+    with ``ensembles`` of each architecture's fold ensemble on the test split."""
     rows = []
     for source in sources:
-        prefix = "" if source == MANUAL else f"{source}_"
         for architecture in settings.architectures:
-            for fold in range(settings.n_folds):
-                model_dir = layout.model(source, architecture, fold)
-                if not model_dir.is_dir():
-                    raise FileNotFoundError(f"{model_dir}: no trained model; materialize {prefix}trained_model "
-                                            f"partition {architecture}|{fold} first")
+            for model_dir in fold_model_dirs(settings, layout, source, architecture):
                 rows.extend(evaluate_fold_model(model_dir, samples))
+            if ensembles:
+                ensemble_dir = layout.ensemble(source, architecture)
+                if not ensemble_dir.is_dir():
+                    raise FileNotFoundError(f"{ensemble_dir}: no fold ensemble; materialize fold_ensembles first")
+                rows.extend(evaluate_ensemble(ensemble_dir, samples))
     return pd.DataFrame(rows)
 
 
@@ -54,25 +76,69 @@ def schema_check(table: pd.DataFrame, settings: PipelineSettings, sources: list[
         return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata={
             "failures": MetadataValue.md(err.failure_cases.head(50).to_markdown(index=False))})
     expected = {(s, a, f) for s in sources for a in settings.architectures for f in range(settings.n_folds)}
-    validation = table[table["split"] == "validation"]
+    validation = table[(table["split"] == "validation") & (table["kind"] == FOLD)]
     missing = expected - set(zip(validation["label_source"], validation["architecture"], validation["fold"]))
     return AssetCheckResult(passed=not missing, metadata={
         "rows": len(table), "missing": ", ".join(f"{s}:{a}|{f}" for s, a, f in sorted(missing)) or "none"})
+
+
+class EnsembleConfig(Config):
+    """How the fold models of an architecture are combined."""
+
+    flips: bool = Field(False, description="Test-time flips: also average the two mirror images (3x mapping cost).")
+
+
+class ChampionConfig(Config):
+    """Which model of the best architecture becomes the champion."""
+
+    kind: Literal["ensemble", "single"] = Field(
+        "ensemble", description="ensemble: the fold ensemble (k x the mapping cost); single: the best fold model.")
 
 
 def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition | AssetChecksDefinition]:
     """The evaluation table over every architecture x fold, its blocking schema check, and the
     champion model registered from it."""
 
-    @asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=["trained_model", "training_set"],
-           code_version="1")
+    @asset(group_name="evaluation", kinds={"pytorch", "mlflow"}, deps=["trained_model"], code_version="1")
+    def fold_ensembles(context: AssetExecutionContext, config: EnsembleConfig, data_store: DataStore,
+                       mlflow_tracking: MlflowTracking) -> MaterializeResult:
+        """Per architecture, its k fold models as one model: the mean of their landslide
+        probabilities (with flips: also over the two mirror images), decided at the threshold that
+        maximises F1 over their pooled out-of-fold validation predictions. Saved beside the fold
+        models and logged to MLflow as a run of the cross-validation."""
+        layout = data_store.layout
+        facts = {}
+        for architecture in settings.architectures:
+            dirs = fold_model_dirs(settings, layout, MANUAL, architecture)
+            model, spec, pooled = fold_ensemble(dirs, config.flips)
+            tags = {"dagster.run_id": context.run.run_id, "architecture": architecture, "label_source": MANUAL,
+                    "landslide.kind": ENSEMBLE}
+            with mlflow_tracking.sibling_run(spec.members[0].mlflow_run_id, f"{architecture}-ensemble-{MANUAL}",
+                                             tags) as run:
+                spec = replace(spec, mlflow_run_id=run.info.run_id)
+                mlflow_tracking.log_params({"members": len(spec.members), "flips": config.flips,
+                                            "threshold": spec.threshold, "architecture": architecture})
+                with atomic_directory(layout.ensemble(MANUAL, architecture)) as staging:
+                    save_model(staging, model, spec)
+                    example = TrainingSet.load(layout.training_set(MANUAL)).images[[0, 0]]
+                    mlflow_tracking.log_model(model, spec, example, staging)
+            facts[architecture] = {"threshold": spec.threshold, "members": len(spec.members),
+                                   "oof_pixels": pooled.pixels, "mlflow_run_id": run.info.run_id}
+            context.log.info(f"{architecture}: ensemble of {len(spec.members)} fold models, out-of-fold threshold "
+                             f"{spec.threshold:.3f}")
+        return MaterializeResult(metadata={"flips": config.flips, **{
+            f"{a}_{k}": v for a, f in facts.items() for k, v in f.items()}})
+
+    @asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=["trained_model", fold_ensembles, "training_set"],
+           code_version="2")
     def evaluation_table(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
         """Precision, recall, F1, IoU, accuracy and kappa of the landslide class per architecture x
-        fold x split: each fold model on its fold's validation tiles and on the held-out test
-        tiles, from confusion counts summed over all pixels of the split."""
+        fold x split at each model's calibrated threshold (and arg-max F1 beside it): each fold
+        model on its fold's validation tiles and on the held-out test tiles, each fold ensemble on
+        the test tiles, from confusion counts summed over all pixels of the split."""
         layout = data_store.layout
         samples = TrainingSet.load(layout.training_set(MANUAL))
-        table = evaluate_models(settings, layout, [MANUAL], samples)
+        table = evaluate_models(settings, layout, [MANUAL], samples, ensembles=True)
         with atomic_directory(layout.evaluation) as staging:
             table.to_parquet(staging / TABLE, index=False)
             table.to_csv(staging / "evaluation.csv", index=False)
@@ -82,6 +148,9 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
             "table": MetadataValue.md(table.drop(columns=["mlflow_run_id"]).to_markdown(index=False, floatfmt=".3f")),
             "summary": MetadataValue.md(summary.to_markdown(index=False, floatfmt=".3f")),
             "mean_validation_f1": float(table.loc[table["split"] == "validation", "f1"].mean()),
+            **{f"cv_f1_{a}": float(f1) for a, f1 in cross_validation_f1(table).items()},
+            **{f"ensemble_test_f1_{r.architecture}": float(r.f1)
+               for r in table[(table["kind"] == ENSEMBLE) & (table["split"] == "test")].itertuples()},
             "path": MetadataValue.path(str(layout.evaluation / TABLE)),
         })
 
@@ -90,18 +159,26 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
     def evaluation_table_schema(data_store: DataStore) -> AssetCheckResult:
         return schema_check(read_evaluation_table(data_store.layout), settings, [MANUAL])
 
-    @asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation_table], code_version="1")
-    def champion_model(context: AssetExecutionContext, data_store: DataStore,
+    @asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation_table], code_version="2")
+    def champion_model(context: AssetExecutionContext, config: ChampionConfig, data_store: DataStore,
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
-        """The fold model with the best validation F1 (kappa breaks ties), registered in MLflow
-        and given the alias ``champion``: load it with ``models:/landslide-segmenter@champion``."""
-        table = read_evaluation_table(data_store.layout)
-        best = pick_champion(table)
-        tags = {"architecture": best["architecture"], "fold": str(best["fold"]), "f1": f"{best['f1']:.4f}",
-                "kappa": f"{best['kappa']:.4f}", "label_source": best["label_source"],
-                "dagster.run_id": context.run.run_id}
-        version, uri = mlflow_tracking.register_champion(best["mlflow_run_id"], tags)
-        context.log.info(f"champion: {best['architecture']} fold {best['fold']} (F1 {best['f1']:.3f}) -> {uri} v{version}")
+        """The champion, chosen on validation only: the architecture with the best cross-validated
+        F1, as its fold ensemble (or, with ``kind: single``, its best fold model), registered in
+        MLflow and given the alias ``champion``: load it with ``models:/landslide-segmenter@champion``."""
+        layout = data_store.layout
+        table = read_evaluation_table(layout)
+        best = pick_champion(table, config.kind)
+        tags = {"architecture": best["architecture"], "kind": best["kind"], "fold": str(best["fold"]),
+                "split_of_f1": best["split"], "f1": f"{best['f1']:.4f}", "kappa": f"{best['kappa']:.4f}",
+                "threshold": f"{best['threshold']:.3f}", "cv_f1": f"{best['cv_f1']:.4f}",
+                "label_source": best["label_source"], "dagster.run_id": context.run.run_id}
+        model_dir = (layout.ensemble(MANUAL, best["architecture"]) if best["kind"] == ENSEMBLE
+                     else layout.model(MANUAL, best["architecture"], int(best["fold"])))
+        description = "\n".join(f"{k}: {v}" for k, v in model_metadata(read_spec(model_dir)).items()
+                                if k in ("input", "output", "decision"))
+        version, uri = mlflow_tracking.register_champion(best["mlflow_run_id"], tags, description)
+        context.log.info(f"champion: {best['architecture']} {best['kind']} (fold {best['fold']}, {best['split']} F1 "
+                         f"{best['f1']:.3f}, cross-validated F1 {best['cv_f1']:.3f}) -> {uri} v{version}")
         return MaterializeResult(metadata={**tags, "version": version, "model_uri": uri})
 
     @asset(group_name="evaluation", kinds={"pandas", "parquet"},
@@ -150,5 +227,5 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
     def label_source_comparison_schema(data_store: DataStore) -> AssetCheckResult:
         return schema_check(pd.read_parquet(data_store.layout.comparison / COMPARISON), settings, [MANUAL, OBIA])
 
-    return [evaluation_table, evaluation_table_schema, champion_model, label_source_comparison,
+    return [fold_ensembles, evaluation_table, evaluation_table_schema, champion_model, label_source_comparison,
             label_source_comparison_schema]

@@ -21,12 +21,13 @@ def build_jobs(models: MultiPartitionsDefinition) -> list:
         define_asset_job(PREPARE_SURVEY, AssetSelection.groups("survey", "labels"), partitions_def=survey_partitions,
                          description="Validate, tile and label one survey (a survey partition)."),
         define_asset_job(BUILD_TRAINING_SET, AssetSelection.assets("training_set"),
-                         description="Gather labelled tiles of all surveys, augment, assign folds."),
+                         description="Gather labelled tiles of all surveys, assign folds and the test split."),
         define_asset_job(TRAIN_MODELS, AssetSelection.assets("trained_model"), partitions_def=models,
                          description="Train one architecture x fold model (a model partition)."),
-        define_asset_job(EVALUATE, AssetSelection.assets("evaluation_table", "champion_model", "architecture_comparison"),
-                         description="Score every fold model, check the table's schema, register the champion, "
-                                     "report the architectures."),
+        define_asset_job(EVALUATE, AssetSelection.assets("fold_ensembles", "evaluation_table", "champion_model",
+                                                      "architecture_comparison"),
+                         description="Combine each architecture's fold models, score every model, check the "
+                                     "table's schema, register the champion, report the architectures."),
         # Study A's Table 6: the same models trained on object-oriented labels, compared.
         define_asset_job(BUILD_OBIA_TRAINING_SET, AssetSelection.assets("obia_training_set"),
                          description="The training set from object-oriented labels, on the manual set's folds."),

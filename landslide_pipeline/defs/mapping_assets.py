@@ -39,13 +39,14 @@ class MappingConfig(Config):
     model_alias: str = Field("champion", description="Alias of the registered model to map with.")
     window: int = Field(512, description="Prediction window in pixels (a multiple of 32).")
     overlap: int = Field(64, description="Overlap of neighbouring windows, blended linearly.")
-    threshold: float = Field(0.5, description="Landslide probability above which a pixel is mapped.")
+    threshold: float | None = Field(None, description="Landslide probability above which a pixel is mapped; "
+                                                      "default: the model's calibrated threshold.")
     min_area_m2: float = Field(20.0, description="Smaller polygons are dropped.")
     simplify_m: float = Field(0.5, description="Polygon simplification tolerance in metres.")
 
 
 @asset(partitions_def=survey_partitions, group_name="mapping", kinds={"pytorch", "geotiff", "geopackage"},
-       deps=[raw_survey, "champion_model"], code_version="1", automation_condition=AutomationCondition.eager())
+       deps=[raw_survey, "champion_model"], code_version="2", automation_condition=AutomationCondition.eager())
 def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_store: DataStore,
                   mlflow_tracking: MlflowTracking) -> MaterializeResult:
     """The survey's landslide map from the registered model (alias ``champion`` by default): a

@@ -36,9 +36,10 @@ def panel_tiles(layout: DataLayout, samples: TrainingSet, models: Mapping[str, P
     reference_all = samples.scoring_masks(pool)
     chosen = pick_panel_tiles(reference_all, min(PANEL_TILES, len(pool)), seed)
     idx = pool[chosen]
-    predictions = {name: predict_with_saved_model(path, samples.x[idx]) for name, path in models.items()}
-    titles = [str(samples.tiles["tile_id"].iloc[samples.tile[i]]) for i in idx]
-    return PanelTiles(samples.x[idx], reference_all[chosen], predictions, titles)
+    images = samples.images[idx]
+    predictions = {name: predict_with_saved_model(path, images) for name, path in models.items()}
+    titles = [str(samples.tiles["tile_id"].iloc[i]) for i in idx]
+    return PanelTiles(images, reference_all[chosen], predictions, titles)
 
 
 def report_metadata(report: ExperimentReport, run_id: str) -> dict:

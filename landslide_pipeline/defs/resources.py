@@ -13,11 +13,28 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.nn.segmenter import Segmenter
+from landslide_pipeline.training.checkpoint import ModelSpec
 from landslide_pipeline.training.loop import EpochReport
 
 CHAMPION_ALIAS = "champion"
 #: Tags that describe one fold's run, not the cross-validation as a whole.
 PER_FOLD_TAGS = frozenset({"dagster.run_id", "dagster.partition", "fold"})
+
+
+def model_metadata(spec: ModelSpec) -> dict:
+    """What a user of the MLflow model must know: its input contract, output and decision rule."""
+    return {
+        "input": f"float32 (N, {spec.in_channels}, H, W), H and W multiples of 32: bands "
+                 f"{', '.join(spec.bands)}; image bands scaled by their dtype's range ({spec.image_scaling} imagery), "
+                 "NaN where there is no data (training.features.tile_features); the model normalises each band",
+        "output": "float32 (N, 2, H, W) class probabilities (background, landslide)",
+        "threshold": spec.threshold, "decision": f"landslide where probability > {spec.threshold}",
+        "bands": list(spec.bands), "image_scaling": spec.image_scaling, "kind": spec.kind,
+        "members": [{"architecture": m.architecture, "fold": m.fold, "width": m.width, "mean": list(m.mean),
+                     "std": list(m.std)} for m in spec.members],
+        "flips": spec.flips,
+    }
 
 
 class DataStore(ConfigurableResource):
@@ -80,6 +97,15 @@ class MlflowTracking(ConfigurableResource):
                               parent_run_id=parent, nested=True) as run:
             yield run
 
+    @contextlib.contextmanager
+    def sibling_run(self, run_id: str, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+        """A run under the same parent as ``run_id`` (e.g. a fold ensemble beside its fold runs)."""
+        mlflow.set_tracking_uri(self.resolved_tracking_uri())
+        parent = mlflow.MlflowClient().get_run(run_id).data.tags.get("mlflow.parentRunId")
+        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags,
+                              parent_run_id=parent, nested=parent is not None) as run:
+            yield run
+
     @staticmethod
     def log_params(params: dict) -> None:
         mlflow.log_params(params)
@@ -92,27 +118,31 @@ class MlflowTracking(ConfigurableResource):
     def log_epoch(report: EpochReport) -> None:
         mlflow.log_metrics({
             "train_loss": report.train_loss, "val_loss": report.val_loss, "val_precision": report.val_precision,
-            "val_recall": report.val_recall, "val_f1": report.val_f1, "learning_rate": report.learning_rate,
+            "val_recall": report.val_recall, "val_f1": report.val_f1, "val_f1_calibrated": report.val_f1_calibrated,
+            "val_threshold": report.val_threshold, "learning_rate": report.learning_rate,
             "images_per_second": report.images_per_second,
         }, step=report.epoch)
 
     @staticmethod
-    def log_model(model: torch.nn.Module, example: np.ndarray, model_dir: Path) -> str:
-        """Logs the model in torch.export format, with a signature whose batch, height and width
-        are free (so the registered model maps any scene window whose sides are multiples of 32)
-        and an input example; the state dict and its JSON description go beside it under
-        ``weights/`` so the exact model can also be rebuilt from the registry by name."""
+    def log_model(model: Segmenter, spec: ModelSpec, example: np.ndarray, model_dir: Path) -> str:
+        """Logs the model (normalisation, member networks, flips: one module) in torch.export format,
+        with a signature whose batch, height and width are free (so the registered model maps any
+        scene window whose sides are multiples of 32), an input example and the input contract as
+        model metadata; the state dict and its JSON description go beside it under ``weights/`` so
+        the exact model can also be rebuilt from the registry by name."""
         model = model.cpu().eval()
+        metadata = model_metadata(spec)
         signature = ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, example.shape[1], -1, -1))]),
-            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, model(torch.from_numpy(example)).shape[1], -1, -1))]),
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, spec.in_channels, -1, -1), "+".join(spec.bands))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, spec.num_classes, -1, -1), "class_probability")]),
         )
         # Explicit requirements: inferring them costs seconds per model and trips on "+cpu" builds.
         requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
-        # A batch of at least 2 keeps the exported batch dimension dynamic (1 is specialised).
-        example = np.concatenate([example, example])[: max(2, len(example))]
+        # A batch of at least 2 keeps the exported batch dimension dynamic (1 is specialised); NaN
+        # (no data) is replaced so the example shows a plain input.
+        example = np.nan_to_num(np.concatenate([example, example])[: max(2, len(example))], nan=0.0)
         info = mlflow.pytorch.log_model(model, name="model", input_example=example, signature=signature,
-                                        pip_requirements=requirements)
+                                        pip_requirements=requirements, metadata=metadata)
         mlflow.log_artifacts(str(model_dir), artifact_path="weights")
         return info.model_uri
 
@@ -136,7 +166,7 @@ class MlflowTracking(ConfigurableResource):
         local = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/weights", dst_path=str(destination))
         return Path(local), version.version, version.run_id
 
-    def register_champion(self, run_id: str, tags: dict[str, str]) -> tuple[str, str]:
+    def register_champion(self, run_id: str, tags: dict[str, str], description: str = "") -> tuple[str, str]:
         """Registers a run's model and points the ``champion`` alias at the new version.
 
         Returns:
@@ -145,5 +175,7 @@ class MlflowTracking(ConfigurableResource):
         mlflow.set_tracking_uri(self.resolved_tracking_uri())
         version = mlflow.register_model(f"runs:/{run_id}/model", self.registered_model_name, tags=tags)
         client = mlflow.MlflowClient()
+        if description:
+            client.update_model_version(self.registered_model_name, version.version, description=description)
         client.set_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS, version.version)
         return version.version, f"models:/{self.registered_model_name}@{CHAMPION_ALIAS}"

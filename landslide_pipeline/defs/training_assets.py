@@ -3,28 +3,28 @@
 
 import json
 from pathlib import Path
-from dataclasses import asdict
 from typing import Literal
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext, AssetsDefinition, Config, MaterializeResult, MetadataValue, MultiPartitionKey, asset,
 )
+from pydantic import Field
 
 from landslide_pipeline.defs.partitions import model_partitions, survey_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.labelling_assets import obia_labels
 from landslide_pipeline.defs.survey_assets import LABEL_INDEX, manual_labels
 from landslide_pipeline.layout import DataLayout
-from landslide_pipeline.nn import count_parameters
 from landslide_pipeline.schemas import FoldAssignment
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
-from landslide_pipeline.training.checkpoint import ModelSpec, config_digest, save_model
-from landslide_pipeline.training.dataset import LabelledSurvey, Reference, TrainingSet, build_training_set
-from landslide_pipeline.training.augment import AugmentationSpec
+from landslide_pipeline.training.checkpoint import config_digest
+from landslide_pipeline.training.dataset import FOLDS, LabelledSurvey, Reference, build_training_set
+from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.training.fold_models import fold_data, train_fold_model
 from landslide_pipeline.training.folds import TEST_FOLD, assign_folds, inherit_folds
-from landslide_pipeline.training.loop import EpochReport, init_model, pick_device, train_segmentation
+from landslide_pipeline.training.loop import EpochReport, pick_device
 from landslide_pipeline.training.performance import retain_freed_memory
 from landslide_pipeline.training.profiles import TrainingProfile, resolve_profile
 
@@ -34,23 +34,14 @@ ASSET_PREFIX = {MANUAL: "", OBIA: "obia_"}
 
 
 class TrainingSetConfig(Config):
-    """Augmentation, fold assignment and test split; the fold count comes from LANDSLIDE_FOLDS."""
+    """Fold assignment and test split; the fold count comes from LANDSLIDE_FOLDS. (Augmentation is
+    drawn online while training: see the model training config.)"""
 
-    augment_factor: int = 5
-    max_rotation_deg: float = 15.0
-    crop_scale_min: float = 0.75
-    contrast: float = 0.2
-    brightness: float = 0.1
-    noise_std: float = 0.02
     fold_strategy: Literal["random", "spatial"] = "spatial"
     block_tiles: int = 2
     test_fraction: float = 0.15  # ignored when a survey has role = "test": its tiles are the test split
     use_terrain: bool = True
     seed: int = 0
-
-    def augmentation(self) -> AugmentationSpec:
-        return AugmentationSpec(self.augment_factor, self.max_rotation_deg, (self.crop_scale_min, 1.0),
-                                self.contrast, self.brightness, self.noise_std)
 
 
 class ModelTrainingConfig(Config):
@@ -61,11 +52,24 @@ class ModelTrainingConfig(Config):
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
+    optimizer: str | None = Field(None, description="adam or adamw")
+    weight_decay: float | None = None
+    schedule: str | None = Field(
+        None, description="step: lr x gamma every step_size epochs; cosine: warm-up, then a half cosine")
+    warmup_epochs: float | None = None
     step_size: int | None = None
     gamma: float | None = None
     loss: str | None = None  # a name in training.losses.LOSSES
     seed: int | None = None
     precision: str | None = None  # fp32, bf16 or auto (bf16 where the CPU has native bf16)
+    draws: int | None = Field(None, description="Fresh augmented variants of each tile per epoch (study B: 5).")
+    geometric_p: float | None = None
+    max_rotation_deg: float | None = None
+    crop_scale: list[float] | None = None
+    photometric_p: float | None = None
+    contrast: float | None = None
+    brightness: float | None = None
+    noise_std: float | None = None
 
     def resolve(self) -> TrainingProfile:
         return resolve_profile(self.profile, **self.model_dump(exclude={"profile"}))
@@ -88,8 +92,8 @@ def fold_table(surveys: list[LabelledSurvey], config: TrainingSetConfig, n_folds
     """The folds of the surveys' tiles: inherited from another label source's training set when
     ``inherit_from`` holds one (same folds and test split on the tiles they share), else assigned."""
     tiles = pd.concat([s.tiles for s in surveys], ignore_index=True)
-    if inherit_from is not None and (inherit_from / "folds.parquet").is_file():
-        return inherit_folds(tiles, pd.read_parquet(inherit_from / "folds.parquet"))
+    if inherit_from is not None and (inherit_from / FOLDS).is_file():
+        return inherit_folds(tiles, pd.read_parquet(inherit_from / FOLDS))
     test_surveys = tuple(s.tiles["survey_id"].iloc[0] for s in surveys if s.role == "test")
     block_px = config.block_tiles * int(tiles["height"].max())
     return assign_folds(tiles, n_folds, config.seed, config.fold_strategy, block_px, config.test_fraction, test_surveys)
@@ -102,7 +106,7 @@ def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinit
     deps = [upstream] if source == MANUAL else [upstream, f"{ASSET_PREFIX[MANUAL]}training_set"]
 
     @asset(name=f"{ASSET_PREFIX[source]}training_set", group_name="training", kinds={"numpy", "parquet"},
-           deps=deps, code_version="2")
+           deps=deps, code_version="3")
     def _training_set(context: AssetExecutionContext, config: TrainingSetConfig,
                       data_store: DataStore) -> MaterializeResult:
         layout = data_store.layout
@@ -115,28 +119,26 @@ def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinit
         folds = fold_table(surveys, config, settings.n_folds, manual_set)
         FoldAssignment.validate(folds[list(FoldAssignment.to_schema().columns)])
         reference = None
-        if manual_set is not None and (manual_set / "folds.parquet").is_file():
+        if manual_set is not None and (manual_set / FOLDS).is_file():
             reference = Reference(MANUAL, {s: layout.labels(MANUAL, s) / "masks" for s in folds["survey_id"].unique()})
             context.log.info(f"{len(folds)} tiles inherit the manual training set's folds; scored against manual masks")
-        samples = build_training_set(surveys, folds, config.augmentation(), config.seed, config.use_terrain,
-                                     reference, source)
         with atomic_directory(layout.training_set(source)) as staging:
-            samples.save(staging)
+            samples = build_training_set(surveys, folds, config.use_terrain, staging, reference, source)
         per_fold = folds.groupby("fold").agg(tiles=("tile_id", "size"), landslide=("landslide_fraction", "mean"))
         for fold in per_fold.index[per_fold["landslide"] == 0]:
             context.log.warning(f"fold {fold} holds no landslide pixel: its validation F1 will be 0 or undefined")
         return MaterializeResult(metadata={
             "label_source": source, "reference": reference.source if reference else source,
-            "n_tiles": len(folds), "n_samples": len(samples.x), "bands": ", ".join(samples.bands),
+            "n_tiles": len(folds), "bands": ", ".join(samples.bands), "image_scaling": samples.image_scaling,
             "n_test_tiles": int((folds["fold"] == TEST_FOLD).sum()), "training_set_id": samples.set_id,
             "surveys": ", ".join(s.tiles["survey_id"].iloc[0] for s in surveys),
             "folds": MetadataValue.md(per_fold.to_markdown()),
         })
 
     _training_set.__doc__ = (
-        f"Every tile with {source} labels of every survey as arrays, a held-out test split and a k-fold "
-        "assignment in spatial blocks, and augmented copies of the fold tiles (flips, rotations, crops, "
-        "contrast, noise) that keep their tile's fold."
+        f"Every tile with {source} labels of every survey, stored once as arrays read tile by tile, a "
+        "held-out test split and a k-fold assignment in spatial blocks (augmentation is drawn afresh "
+        "every epoch while training)."
         + ("" if source == MANUAL else " It inherits the manual training set's folds and test split when "
            "there is one, and keeps the manual masks to score against."))
     return _training_set
@@ -146,10 +148,11 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
     """One model per architecture x fold, trained on one label source's training set."""
 
     @asset(name=f"{ASSET_PREFIX[source]}trained_model", partitions_def=model_partitions(settings),
-           group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set], code_version="2",
+           group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set], code_version="3",
            description=f"One model per architecture x fold, trained on the other folds of the {source}-label "
-                       "training set, selected on this fold's validation F1, logged to MLflow as a child run "
-                       "of its cross-validation.")
+                       "training set (fresh augmented variants every epoch, bands normalised with the training folds' "
+                       "statistics), selected on this fold's calibrated validation F1, with its decision threshold, "
+                       "logged to MLflow as a child run of its cross-validation.")
     def _trained_model(context: AssetExecutionContext, config: ModelTrainingConfig, data_store: DataStore,
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
         key = context.partition_key
@@ -157,11 +160,8 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
         architecture, fold = key.keys_by_dimension["architecture"], int(key.keys_by_dimension["fold"])
         layout = data_store.layout
         samples = TrainingSet.load(layout.training_set(source))
-        train_idx, val_idx = samples.split(fold)
-        profile = config.resolve()
-        training = profile.training
-        model = init_model(architecture, samples.x.shape[1], profile.width, training.seed)
-        run_config = {"profile": config.profile, "width": profile.width, **asdict(training)}
+        data, profile = fold_data(samples, fold), config.resolve()
+        run_config = {"profile": config.profile, "width": profile.width, **profile.training.to_dict()}
         # Folds of one cross-validation share a parent run: same architecture, training set and config.
         group = f"{source}:{architecture}:{samples.set_id}:{config_digest(run_config)}"
         checkpoint = layout.checkpoint(source, architecture, fold, f"{samples.set_id}-{config_digest(run_config)}")
@@ -174,32 +174,35 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
 
         def report(epoch: EpochReport) -> None:
             context.log.info(
-                f"{architecture} fold {fold} epoch {epoch.epoch}/{training.epochs}: loss {epoch.train_loss:.4f}, "
-                f"val loss {epoch.val_loss:.4f}, val F1 {epoch.val_f1:.3f}, {epoch.images_per_second:.1f} images/s")
+                f"{architecture} fold {fold} epoch {epoch.epoch}/{profile.training.epochs}: loss "
+                f"{epoch.train_loss:.4f}, val loss {epoch.val_loss:.4f}, val F1 {epoch.val_f1:.3f} (arg-max), "
+                f"{epoch.val_f1_calibrated:.3f} at {epoch.val_threshold:.3f}, {epoch.images_per_second:.1f} images/s")
             mlflow_tracking.log_epoch(epoch)
 
         with mlflow_tracking.fold_run(group, f"{architecture} {settings.n_folds}-fold CV ({source} labels)",
                                       f"{architecture}-fold{fold}-{source}", tags) as run:
-            parameters = count_parameters(model)
             mlflow_tracking.log_params({**run_config, "architecture": architecture, "fold": fold,
-                                        "n_train": len(train_idx), "n_val": len(val_idx), "parameters": parameters,
-                                        "bands": ",".join(samples.bands), "device": str(device),
-                                        "training_set_id": samples.set_id, "label_source": source})
-            result = train_segmentation(model, (samples.x[train_idx], samples.y[train_idx]),
-                                        (samples.x[val_idx], samples.y[val_idx]), training, device, report,
-                                        checkpoint)
+                                        "n_train": len(data.train), "n_val": len(data.val),
+                                        "bands": ",".join(samples.bands), "image_scaling": samples.image_scaling,
+                                        "device": str(device), "training_set_id": samples.set_id,
+                                        "label_source": source})
+            trained = train_fold_model(samples, architecture, fold, profile, device, report, checkpoint,
+                                       run.info.run_id)
+            result, spec = trained.result, trained.spec
             if result.resumed_from_epoch:
                 context.log.info(f"resumed from the checkpoint after epoch {result.resumed_from_epoch}")
             mlflow_tracking.log_summary(best_epoch=result.best_epoch, best_val_f1=result.best_val_f1,
-                                        train_seconds=result.seconds)
-            spec = ModelSpec(architecture, samples.x.shape[1], 2, profile.width, samples.bands, fold, source,
-                             parameters, result.best_epoch, result.seconds, run.info.run_id)
+                                        threshold=result.threshold, train_seconds=result.seconds,
+                                        parameters=spec.parameters)
             with atomic_directory(layout.model(source, architecture, fold)) as staging:
-                save_model(staging, model, spec)
-                model_uri = mlflow_tracking.log_model(model, samples.x[val_idx[:2]], staging)
+                trained.save(staging)
+                model_uri = mlflow_tracking.log_model(trained.model, spec, samples.images[data.val[:2]], staging)
         checkpoint.unlink(missing_ok=True)
         return MaterializeResult(metadata={
-            "best_epoch": result.best_epoch, "best_val_f1": result.best_val_f1, "parameters": parameters,
+            "best_epoch": result.best_epoch, "best_val_f1": result.best_val_f1, "threshold": result.threshold,
+            "val_f1_argmax": result.history[result.best_epoch - 1].val_f1, "parameters": spec.parameters,
+            "normalization_mean": str([round(m, 4) for m in spec.members[0].mean]),
+            "normalization_std": str([round(m, 4) for m in spec.members[0].std]),
             "train_seconds": round(result.seconds, 1), "mlflow_run_id": run.info.run_id, "model_uri": model_uri,
             "device": str(device), "profile": config.profile, "resumed_from_epoch": result.resumed_from_epoch,
             "label_source": source,

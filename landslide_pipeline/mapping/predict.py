@@ -23,10 +23,12 @@ capped. What dominates is the network's activations for one batch of windows (ab
 Inputs are built exactly as for training (``training.features.tile_features``): image bands
 scaled by their dtype's range, then slope / 90 degrees when the model's bands include "slope",
 from the DEM resampled (bilinear) onto each window's grid with a one-pixel margin
-(``geo.terrain``). Nodata pixels (the survey's nodata override, else an alpha band, else the
-image's nodata value or NaN, else its internal mask, as in tiling) enter the network as 0, so a
-NaN cannot spread through the convolutions, and are nodata in both outputs; windows holding no
-valid pixel are not run at all. The outputs are described in ``mapping.outputs``.
+(``geo.terrain``). The model normalises them with its training statistics and refuses imagery of
+another dtype than it was trained on. Nodata pixels (the survey's nodata override, else an alpha
+band, else the image's nodata value or NaN, else its internal mask, as in tiling) enter the
+network as NaN, which its normalisation turns into the band mean, so a NaN cannot spread through
+the convolutions, and are nodata in both outputs; windows holding no valid pixel are not run at
+all. The outputs are described in ``mapping.outputs``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +56,14 @@ from landslide_pipeline.geo.rasters import alpha_band, check_dtype, invalid_pixe
 from landslide_pipeline.geo.survey import SurveyFiles
 from landslide_pipeline.geo.terrain import BASE_TERRAIN_BANDS, dem_on_grid, pixel_size_m, terrain_bands
 from landslide_pipeline.mapping.outputs import MapGrid, MapWriter
-from landslide_pipeline.training.checkpoint import load_model
-from landslide_pipeline.training.features import TERRAIN_BANDS, tile_features
+from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
+from landslide_pipeline.nn.segmenter import LANDSLIDE_CLASS
+from landslide_pipeline.training.checkpoint import ANY_SCALING, load_model
+from landslide_pipeline.training.features import TERRAIN_BANDS, input_scaling, tile_features
 from landslide_pipeline.training.loop import pick_device
 
 PROBABILITY_NAME = "probability.tif"
 MASK_NAME = "mask.tif"
-#: Index of the landslide class in the models' logits (training masks are {0, 1}).
-LANDSLIDE_CLASS = 1
 #: Windows per forward pass on CUDA when the spec leaves it open.
 CUDA_BATCH_SIZE = 8
 #: GDAL's block cache (MB); strips are read once, so it mainly serves DEMs and mosaics.
@@ -81,14 +83,15 @@ class PredictionSpec:
             CPU, where a larger batch is no faster (U-Net width 0.125, 512 px windows: batch 4 took
             1.2-1.8x the time of four single windows) and each 512 px window adds about 110 MB of
             activations to the peak memory.
-        threshold: A pixel is landslide when its probability exceeds this (0.5 = argmax).
+        threshold: A pixel is landslide when its probability exceeds this (0.5 = argmax); None:
+            the model's calibrated threshold (``ModelSpec.threshold``).
         blocksize: Block side of the output COGs (a multiple of 16, at least 128).
     """
 
     window: int = 512
     overlap: int = 64
     batch_size: int | None = None
-    threshold: float = 0.5
+    threshold: float | None = None
     blocksize: int = 512
 
     def __post_init__(self) -> None:
@@ -98,7 +101,7 @@ class PredictionSpec:
             raise ValueError(f"overlap must be within 0..window/2 ({self.window // 2}), got {self.overlap}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 0.0 < self.threshold < 1.0:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be within (0, 1), got {self.threshold}")
         if self.blocksize < 128 or self.blocksize % 16:
             raise ValueError(f"blocksize must be a multiple of 16 of at least 128 (GDAL's COG minimum), "
@@ -157,37 +160,42 @@ def predict_survey(files: SurveyFiles, model_dir: Path, out_dir: Path, spec: Pre
                                "a pre-cut tile data set has no scene to map")
     device = device or pick_device()
     model, model_spec = load_model(Path(model_dir), device)
+    spec = spec if spec.threshold is not None else replace(spec, threshold=model_spec.threshold)
     return predict_scene(files.images, model, model_spec.bands, Path(out_dir) / PROBABILITY_NAME,
                          Path(out_dir) / MASK_NAME, dem=files.dem, image_bands=files.config.bands,
-                         nodata=files.config.nodata, spec=spec, device=device)
+                         nodata=files.config.nodata, spec=spec, device=device, image_scaling=model_spec.image_scaling)
 
 
 def predict_scene(images: Path | Sequence[Path], model: nn.Module, model_bands: Sequence[str], probability: Path,
                   mask: Path, *, dem: Path | None = None, image_bands: tuple[int, ...] | None = None,
                   nodata: float | None = None, spec: PredictionSpec = PredictionSpec(),
-                  device: torch.device | None = None) -> PredictionReport:
+                  device: torch.device | None = None, image_scaling: str = ANY_SCALING) -> PredictionReport:
     """Predicts landslide probability over a whole scene and writes the probability and mask COGs.
 
     Args:
         images: The scene's GeoTIFF, or the crops that ``geo.mosaic.open_scene`` joins into one.
-        model: A segmentation network mapping (N, bands, H, W) to (N, classes, H, W) logits, class
-            1 = landslide (or one logit channel for a sigmoid). It is moved to ``device``,
-            channels-last, and put in eval mode.
+        model: A model mapping (N, bands, H, W) input bands (NaN where there is no data) to
+            (N, classes, H, W) class probabilities, class 1 = landslide: a
+            ``nn.segmenter.Segmenter``. It is moved to ``device``, channels-last, and put in
+            eval mode.
         model_bands: The model's input band names (``ModelSpec.bands``), e.g. red, green, blue, slope.
         probability: Where to write the probability COG.
         mask: Where to write the mask COG.
         dem: The survey's DEM; required when ``model_bands`` include "slope", ignored otherwise.
         image_bands: 1-based image bands to feed (default: all but an alpha band).
         nodata: Overrides the image's nodata value.
-        spec: Window, overlap, batch, threshold and output block size.
+        spec: Window, overlap, batch, threshold (None: 0.5, the arg-max) and output block size.
         device: Where to run the model; ``training.loop.pick_device()`` when None.
+        image_scaling: The model's input scaling (``ModelSpec.image_scaling``); imagery of another
+            dtype is refused.
 
     Returns:
         Pixel counts, landslide fraction, windows and timing.
 
     Raises:
         SurveyInputError: unreadable or truncated image, unsupported dtype, a band count other
-            than the model's, a slope model without a DEM, or a scene side under 32 px.
+            than the model's, imagery of another input scaling than the model's, a slope model
+            without a DEM, or a scene side under 32 px.
         ValueError: model bands holding a terrain band other than a final "slope".
     """
     images = (Path(images),) if isinstance(images, (str, Path)) else tuple(Path(p) for p in images)
@@ -199,6 +207,11 @@ def predict_scene(images: Path | Sequence[Path], model: nn.Module, model_bands: 
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
         image = stack.enter_context(open_scene(images))
         reader = _SceneReader(name, image, image_bands, nodata)
+        scaling = input_scaling(image.dtypes[0])
+        if ANY_SCALING not in (image_scaling, scaling) and scaling != image_scaling:
+            raise SurveyInputError(name, f"is {scaling} imagery; the model was trained on {image_scaling} imagery, "
+                                         "so its inputs would be scaled differently (convert the imagery, or "
+                                         "train a model on imagery like it)")
         terrain = None
         if _needs_slope(name, model_bands, len(reader.bands), dem):
             terrain = _Terrain(name, stack.enter_context(open_raster(Path(dem))), image)
@@ -206,7 +219,8 @@ def predict_scene(images: Path | Sequence[Path], model: nn.Module, model_bands: 
         cols = _window_axis(name, image.width, spec)
         grid = MapGrid(image.height, image.width, image.crs, image.transform, spec.blocksize)
         tags = {"model_bands": ",".join(model_bands), "window": str(spec.window), "overlap": str(spec.overlap)}
-        writer = stack.enter_context(MapWriter(grid, probability, mask, spec.threshold, tags))
+        threshold = ARGMAX_THRESHOLD if spec.threshold is None else spec.threshold
+        writer = stack.enter_context(MapWriter(grid, probability, mask, threshold, tags))
         counts = _map_strips(reader, terrain, _Model(model, device, batch_size(spec, device)), rows, cols, writer)
         writer.publish()
     return _report(writer, grid, counts, time.perf_counter() - start)
@@ -333,12 +347,8 @@ class _Model:
     @torch.inference_mode()
     def probability(self, x: np.ndarray) -> np.ndarray:
         """(N, H, W) float32 landslide probability of float32 inputs (N, C, H, W)."""
-        logits = self.network(torch.from_numpy(x).to(self.device, memory_format=torch.channels_last)).float()
-        if logits.shape[1] == 1:
-            probability = torch.sigmoid(logits[:, 0])
-        else:
-            probability = torch.softmax(logits, dim=1)[:, LANDSLIDE_CLASS]
-        return probability.cpu().numpy()
+        probability = self.network(torch.from_numpy(x).to(self.device, memory_format=torch.channels_last))
+        return probability[:, LANDSLIDE_CLASS].float().cpu().numpy()
 
 
 class _Stitcher:
@@ -421,8 +431,5 @@ def _window_input(image: np.ndarray, invalid: np.ndarray | None, terrain: _Terra
     """Network input (bands [+ slope], H, W) of the window at scene (row, col) of a strip."""
     height = image.shape[1]
     window_terrain = terrain.window(row, col, height, width) if terrain is not None else None
-    x = tile_features(image[:, :, col:col + width], window_terrain)
-    np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    if invalid is not None:
-        x[:, invalid[:, col:col + width]] = 0.0
-    return x
+    return tile_features(image[:, :, col:col + width], window_terrain,
+                         None if invalid is None else invalid[:, col:col + width])

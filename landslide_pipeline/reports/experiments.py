@@ -56,15 +56,24 @@ def architecture_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def write_architecture_report(table: pd.DataFrame, directory: Path, links: MlflowLinks, config: Mapping[str, Any],
                               panel: PanelTiles | None = None) -> ExperimentReport:
-    """The architecture comparison: summary table, score and cost plots per split, a panel."""
+    """The architecture comparison: summary table, score and cost plots per split, the fold
+    ensembles' test scores (rows of ``kind`` ensemble, when the table has them), a panel."""
+    ensembles = table[table["kind"] == "ensemble"] if "kind" in table else table.iloc[:0]
+    table = table[table["kind"] == "fold"] if "kind" in table else table
     summary = architecture_summary(table)
     summary.to_csv(directory / "summary.csv", index=False)
     splits = [s for s in ("validation", "test") if (table["split"] == s).any()]
     plots = [plot_architectures(table, directory / f"architectures_{split}.png", split=split) for split in splits]
     report = MarkdownReport("Architecture comparison").paragraph(
-        "Landslide-class scores from confusion counts summed over all pixels of each split; mean and "
-        "standard deviation over the folds. Validation: each fold model on its own fold. Test: every fold "
-        "model on the held-out test tiles.")
+        "Landslide-class scores from confusion counts summed over all pixels of each split at each model's "
+        "calibrated threshold; mean and standard deviation over the folds. Validation: each fold model on its own "
+        "fold (where its threshold was chosen, so slightly optimistic). Test: every fold model on the held-out "
+        "test tiles.")
+    if len(ensembles):
+        columns = ["architecture", "members", "flips", "threshold", "precision", "recall", "f1", "kappa", "f1_argmax"]
+        report.heading("Fold ensembles (held-out test tiles)").paragraph(
+            "The mean probability of each architecture's fold models, at the threshold that maximises F1 over "
+            "their pooled out-of-fold validation predictions.").table(ensembles[columns])
     return _finish(report, summary, plots, table, directory, links, config, panel)
 
 

@@ -1,41 +1,152 @@
-"""Saving and reloading trained models as a state dict plus a JSON description.
+"""Saving and reloading models (a :class:`~landslide_pipeline.nn.segmenter.Segmenter`) as a state
+dict plus a JSON description.
 
-Weights are stored with ``torch.save(state_dict)`` and reloaded with ``weights_only=True``: only
-tensors are read back, no pickled Python objects, and the architecture is rebuilt from the
-registry by name.
+A model folder holds ``weights.pt`` (``torch.save`` of the state dict, reloaded with
+``weights_only=True``: only tensors are read back, no pickled Python objects) and ``model.json``
+(:class:`ModelSpec`): the input contract (band names and input scaling), the decision threshold,
+and one entry per member network (architecture, width, fold, the per-band normalisation it was
+trained with). A fold model has one member, a fold ensemble k. The networks are rebuilt from
+the registry by name.
+
+Folders written before normalisation, calibration and ensembles existed (a flat ``model.json``
+with one ``architecture``) still load, as one member with no normalisation, threshold 0.5 and no
+input-scaling check.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from landslide_pipeline.nn import create_model
+from landslide_pipeline.metrics.calibration import ProbabilityHistogram
+from landslide_pipeline.nn import count_parameters, create_model
+from landslide_pipeline.nn.segmenter import BandNormalization, NormalizedNetwork, Segmenter
 
 WEIGHTS = "weights.pt"
 DESCRIPTION = "model.json"
+#: A fold model's validation scores at every threshold (``metrics.calibration``), from which its
+#: own threshold and its ensemble's out-of-fold threshold are chosen.
+CALIBRATION = "calibration.json"
+#: Input scaling of models saved before the contract was recorded: not checked.
+ANY_SCALING = "any"
+#: The ``fold`` of a model that is not one fold's (an ensemble of all of them).
+ENSEMBLE_FOLD = -1
+
+
+class ModelInputError(ValueError):
+    """Imagery that breaks a model's input contract (band count or input scaling)."""
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """Everything needed to rebuild a trained model."""
+class MemberSpec:
+    """One trained network of a model: how to rebuild it and how it was trained."""
 
     architecture: str
-    in_channels: int
-    num_classes: int
     width: float
-    bands: list[str]
     fold: int
-    label_source: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     parameters: int = 0
     best_epoch: int = 0
     train_seconds: float = 0.0
     mlflow_run_id: str = ""
+
+    def build(self, in_channels: int, num_classes: int) -> NormalizedNetwork:
+        network = create_model(self.architecture, in_channels, num_classes, width=self.width)
+        return NormalizedNetwork(BandNormalization(self.mean, self.std), network)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a saved model and to use it correctly.
+
+    Attributes:
+        bands: Input band names, in order (e.g. red, green, blue, slope).
+        image_scaling: How image bands must be scaled (``training.features.input_scaling``).
+        members: The member networks (one, or one per fold of an ensemble).
+        label_source: The labels the members were trained on.
+        num_classes: Output classes (2: background, landslide).
+        threshold: Landslide where the probability exceeds it (calibrated on validation folds).
+        flips: Test-time flips (mean over the image and its two mirror images).
+        mlflow_run_id: The MLflow run that holds this model.
+    """
+
+    bands: list[str]
+    image_scaling: str
+    members: list[MemberSpec]
+    label_source: str = "manual"
+    num_classes: int = 2
+    threshold: float = 0.5
+    flips: bool = False
+    mlflow_run_id: str = ""
+
+    @property
+    def kind(self) -> str:
+        """``single`` (one network) or ``ensemble``."""
+        return "single" if len(self.members) == 1 else "ensemble"
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.bands)
+
+    @property
+    def architecture(self) -> str:
+        return "+".join(dict.fromkeys(m.architecture for m in self.members))
+
+    @property
+    def fold(self) -> int:
+        return self.members[0].fold if self.kind == "single" else ENSEMBLE_FOLD
+
+    @property
+    def width(self) -> float:
+        return self.members[0].width
+
+    @property
+    def parameters(self) -> int:
+        return sum(m.parameters for m in self.members)
+
+    @property
+    def best_epoch(self) -> int:
+        return self.members[0].best_epoch
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(m.train_seconds for m in self.members)
+
+    def build(self) -> Segmenter:
+        """The model with fresh weights (load a state dict into it)."""
+        return Segmenter([m.build(self.in_channels, self.num_classes) for m in self.members], flips=self.flips)
+
+    def check_input(self, n_bands: int, scaling: str, what: str = "the imagery") -> None:
+        """Raises ModelInputError unless ``n_bands`` bands of ``scaling`` imagery fit this model."""
+        if n_bands != self.in_channels:
+            raise ModelInputError(f"{what} gives {n_bands} input bands, the model takes {self.in_channels} "
+                                  f"({', '.join(self.bands)})")
+        if ANY_SCALING not in (scaling, self.image_scaling) and scaling != self.image_scaling:
+            raise ModelInputError(f"{what} is {scaling} imagery, the model was trained on {self.image_scaling} "
+                                  "imagery: its inputs would be scaled differently (convert the imagery, or "
+                                  "train a model on imagery like it)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelSpec:
+        if "members" not in data:  # the flat format of a single network without normalisation
+            bands = list(data["bands"])
+            member = MemberSpec(data["architecture"], data["width"], data["fold"], (0.0,) * len(bands),
+                                (1.0,) * len(bands), data.get("parameters", 0), data.get("best_epoch", 0),
+                                data.get("train_seconds", 0.0), data.get("mlflow_run_id", ""))
+            return cls(bands, ANY_SCALING, [member], data.get("label_source", "manual"), data.get("num_classes", 2),
+                       mlflow_run_id=data.get("mlflow_run_id", ""))
+        members = [MemberSpec(**{**m, "mean": tuple(m["mean"]), "std": tuple(m["std"])}) for m in data["members"]]
+        return cls(**{**data, "members": members})
 
 
 def config_digest(config: dict) -> str:
@@ -43,15 +154,75 @@ def config_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def save_model(directory: Path, model: nn.Module, spec: ModelSpec) -> None:
+def member_spec(network: nn.Module, architecture: str, width: float, fold: int, normalization: BandNormalization,
+                **training_facts) -> MemberSpec:
+    """The description of a trained network and the normalisation it was trained with."""
+    return MemberSpec(architecture, width, fold, tuple(normalization.mean.flatten().tolist()),
+                      tuple(normalization.std.flatten().tolist()), count_parameters(network), **training_facts)
+
+
+def ensemble(models: Sequence[tuple[Segmenter, ModelSpec]], threshold: float, flips: bool) -> tuple[Segmenter, ModelSpec]:
+    """One model averaging the members of ``models`` (e.g. the k fold models of an architecture).
+
+    Raises:
+        ValueError: models with different input bands or input scaling.
+    """
+    specs = [spec for _, spec in models]
+    if len({(tuple(s.bands), s.image_scaling) for s in specs}) != 1:
+        raise ValueError("an ensemble needs members with the same input bands and input scaling")
+    members = [member for model, _ in models for member in model.members]
+    spec = replace(specs[0], members=[m for s in specs for m in s.members], threshold=threshold, flips=flips,
+                   mlflow_run_id="")
+    return Segmenter(members, flips=flips), spec
+
+
+def save_model(directory: Path, model: Segmenter, spec: ModelSpec) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, directory / WEIGHTS)
-    (directory / DESCRIPTION).write_text(json.dumps(asdict(spec), indent=2))
+    (directory / DESCRIPTION).write_text(json.dumps(spec.to_dict(), indent=2))
 
 
-def load_model(directory: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, ModelSpec]:
-    spec = ModelSpec(**json.loads((directory / DESCRIPTION).read_text()))
-    model = create_model(spec.architecture, spec.in_channels, spec.num_classes, width=spec.width)
-    state = torch.load(directory / WEIGHTS, map_location=device, weights_only=True)
+def read_spec(directory: Path) -> ModelSpec:
+    path = Path(directory) / DESCRIPTION
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a model folder (no {DESCRIPTION})")
+    return ModelSpec.from_dict(json.loads(path.read_text()))
+
+
+def load_model(directory: Path, device: torch.device | str = "cpu") -> tuple[Segmenter, ModelSpec]:
+    """Rebuilds a saved model on ``device``, in evaluation mode, with its description."""
+    spec = read_spec(directory)
+    state = torch.load(Path(directory) / WEIGHTS, map_location=device, weights_only=True)
+    if not any(key.startswith("members.") for key in state):  # a flat network's state dict
+        state = {**{f"members.0.1.{k}": v for k, v in state.items()},
+                 **{f"members.0.0.{k}": v for k, v in spec.build().members[0][0].state_dict().items()}}
+    model = spec.build()
     model.load_state_dict(state)
     return model.to(device).eval(), spec
+
+
+def save_calibration(directory: Path, histogram: ProbabilityHistogram) -> None:
+    """Keeps a fold model's validation histogram beside it (for its ensemble's threshold)."""
+    (Path(directory) / CALIBRATION).write_text(json.dumps(histogram.to_dict()))
+
+
+def read_calibration(directory: Path) -> ProbabilityHistogram:
+    path = Path(directory) / CALIBRATION
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the fold model has no validation histogram; train it again")
+    return ProbabilityHistogram.from_dict(json.loads(path.read_text()))
+
+
+def fold_ensemble(model_dirs: Sequence[Path], flips: bool = False,
+                  device: torch.device | str = "cpu") -> tuple[Segmenter, ModelSpec, ProbabilityHistogram]:
+    """The ensemble of saved fold models, with the threshold that maximises F1 over their pooled
+    out-of-fold validation predictions (each fold model on its own validation fold).
+
+    Returns:
+        The model, its description and the pooled validation histogram.
+    """
+    models = [load_model(d, device) for d in model_dirs]
+    pooled = sum((read_calibration(d) for d in model_dirs), ProbabilityHistogram())
+    threshold, _ = pooled.best_threshold()
+    model, spec = ensemble(models, threshold, flips)
+    return model.to(device).eval(), spec, pooled

@@ -1,9 +1,23 @@
-"""The training set: labelled tiles as arrays, their folds, and augmented copies.
+"""The training set: every labelled tile stored once, its fold, and online augmented samples.
 
-Augmented copies carry the fold of the tile they come from; tiles of the held-out test split
-(fold -1) are never augmented, trained on, or used for model selection. A fold's model trains on every
-sample of the other folds (augmented ones included) and is validated on the original tiles of
-its own fold only, so no augmented twin of a validation tile is ever trained on.
+On disk (``data/training/<source>/``)::
+
+    images.npy       (N, C, H, W) float32 network input bands (NaN: no data)
+    masks.npy        (N, H, W) uint8 {0, 1} training labels
+    reference.npy    optional (N, H, W) uint8: another label source's masks, to score against
+    folds.parquet    one row per tile, row i = tile i: survey, tile id, group, fold (-1: test split)
+    training_set.json  bands, input scaling (the dtype contract), label source, set id
+
+Nothing is held in RAM: :class:`TileArray` reads the tiles a batch asks for straight from the
+``.npy`` file with positioned reads. (A memory map would do too, but every page it touches
+counts in the process's resident memory, so a 3.5 GB training set would show 3.5 GB RSS by the
+end of an epoch; positioned reads go through the page cache, which the kernel reclaims.) The
+peak memory of training is therefore one batch of tiles plus the model, whatever the set's
+size and however many augmented variants an epoch draws (``training.augment``).
+
+Tiles of the held-out test split (fold -1) are never trained on or used for model selection.
+A fold's model trains on the tiles of the other folds (fresh random variants every epoch) and is
+validated on its own fold's tiles as they are.
 
 A training set may carry reference masks besides its training labels: an object-oriented set
 keeps the manual masks of its tiles, so that its models are scored against the same reference
@@ -12,17 +26,112 @@ as the manual set's (study A, Table 6), while model selection uses only its own 
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import rasterio
+import torch
+from torch.utils.data import Dataset
 
-from landslide_pipeline.training.augment import AugmentationSpec, augment_tile, choose_transforms
+from landslide_pipeline.nn.segmenter import BandNormalization
+from landslide_pipeline.training.augment import AugmentationSpec, Draw, augment_batch, draw
+from landslide_pipeline.training.features import TERRAIN_BANDS, band_names, input_scaling, tile_features
 from landslide_pipeline.training.folds import TEST_FOLD
-from landslide_pipeline.training.features import TERRAIN_BANDS, band_names, tile_features
+
+IMAGES, MASKS, REFERENCE, FOLDS, DESCRIPTION = "images.npy", "masks.npy", "reference.npy", "folds.parquet", "training_set.json"
+
+
+class Tiles(Protocol):
+    """A stack of tiles indexable by tile number or an array of them (a numpy array or a TileArray)."""
+
+    shape: tuple[int, ...]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int | np.ndarray) -> np.ndarray: ...
+
+
+class TileArray:
+    """A stored ``.npy`` array read a tile (first-axis entry) at a time, never loaded whole.
+
+    Args:
+        path: A C-ordered ``.npy`` file, as ``TileArrayWriter`` or ``np.save`` writes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            self.offset = f.tell()
+        if fortran:
+            raise ValueError(f"{self.path}: Fortran-ordered arrays are not supported")
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.tile_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self._fd: int | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getstate__(self) -> dict:  # data loader workers open their own descriptor
+        return {**self.__dict__, "_fd": None}
+
+    def _read(self, index: int) -> np.ndarray:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"tile {index} out of range for {len(self)} tiles in {self.path}")
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        data = os.pread(self._fd, self.tile_bytes, self.offset + (index % len(self)) * self.tile_bytes)
+        if len(data) != self.tile_bytes:
+            raise OSError(f"{self.path}: truncated at tile {index}")
+        return np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:]).copy()
+
+    def __getitem__(self, index: int | np.integer | Sequence[int] | np.ndarray) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            return self._read(int(index))
+        indices = np.asarray(index).ravel()
+        out = np.empty((len(indices), *self.shape[1:]), dtype=self.dtype)
+        for i, tile in enumerate(indices):
+            out[i] = self._read(int(tile))
+        return out
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+
+class TileArrayWriter:
+    """Writes a ``.npy`` array of known shape one tile at a time (constant memory); a context
+    manager that checks on a clean exit that every tile was written."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path, self.shape, self.dtype, self.written = Path(path), shape, np.dtype(dtype), 0
+        self._file = open(self.path, "wb")
+        np.lib.format.write_array_header_2_0(self._file, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                          "fortran_order": False, "shape": shape})
+
+    def write(self, tile: np.ndarray) -> None:
+        if tile.shape != self.shape[1:]:
+            raise ValueError(f"{self.path}: tile of shape {tile.shape}, expected {self.shape[1:]}")
+        self._file.write(np.ascontiguousarray(tile, dtype=self.dtype).tobytes())
+        self.written += 1
+
+    def __enter__(self) -> TileArrayWriter:
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        self._file.close()
+        if error_type is None and self.written != self.shape[0]:
+            raise ValueError(f"{self.path}: {self.written} tiles written of {self.shape[0]}")
 
 
 @dataclass(frozen=True)
@@ -37,61 +146,86 @@ class LabelledSurvey:
 
 @dataclass
 class TrainingSet:
-    """Arrays of all samples; ``tile`` indexes rows of ``tiles`` (the fold table)."""
+    """Every labelled tile once; row i of ``tiles`` (the fold table) describes tile i."""
 
-    x: np.ndarray  # (N, C, H, W) float32
-    y: np.ndarray  # (N, H, W) uint8 {0, 1}
-    tile: np.ndarray  # (N,) int
-    augmented: np.ndarray  # (N,) bool
-    tiles: pd.DataFrame  # one row per original tile, with a fold column
+    images: Tiles  # (N, C, H, W) float32, NaN = no data
+    masks: Tiles  # (N, H, W) uint8 {0, 1}
+    tiles: pd.DataFrame  # one row per tile, with a fold column
     bands: list[str]
-    label_source: str = "manual"  # the source of ``y``: manual or obia
+    image_scaling: str = "uint8"  # how image bands were scaled (training.features.input_scaling)
+    label_source: str = "manual"  # the source of ``masks``: manual or obia
     set_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # new for each build
-    reference: np.ndarray | None = None  # (n_tiles, H, W) uint8: another source's masks to score against
+    reference: Tiles | None = None  # (N, H, W) uint8: another source's masks to score against
     reference_source: str | None = None
 
-    def scoring_masks(self, idx: np.ndarray) -> np.ndarray:
-        """The masks that samples ``idx`` (original tiles) are scored against: the reference
-        masks when the set has them, else its own labels."""
-        if self.reference is None:
-            return self.y[idx]
-        if self.augmented[idx].any():
-            raise ValueError("reference masks exist for original tiles only")
-        return self.reference[self.tile[idx]]
+    def __post_init__(self) -> None:
+        if not len(self.images) == len(self.masks) == len(self.tiles):
+            raise ValueError(f"{len(self.images)} images, {len(self.masks)} masks and {len(self.tiles)} fold rows")
+        if self.images.shape[1] != len(self.bands):
+            raise ValueError(f"images have {self.images.shape[1]} bands, names given for {len(self.bands)}")
 
     @property
     def fold(self) -> np.ndarray:
-        return self.tiles["fold"].to_numpy()[self.tile]
+        return self.tiles["fold"].to_numpy()
+
+    @property
+    def image_bands(self) -> int:
+        """Leading bands that hold imagery (the rest are terrain)."""
+        return sum(b not in TERRAIN_BANDS for b in self.bands)
 
     def split(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sample indices to train on (other folds, augmented copies included) and to validate
-        on (this fold's original tiles) for ``fold``; test tiles are in neither."""
+        """Tile indices to train on (the other folds) and to validate on (this fold) for ``fold``;
+        test tiles are in neither."""
         folds = self.fold
-        train = (folds != fold) & (folds != TEST_FOLD)
-        return np.flatnonzero(train), np.flatnonzero((folds == fold) & ~self.augmented)
+        return np.flatnonzero((folds != fold) & (folds != TEST_FOLD)), np.flatnonzero(folds == fold)
 
     def test_indices(self) -> np.ndarray:
-        """Original tiles of the held-out test split, never trained or selected on."""
-        return np.flatnonzero((self.fold == TEST_FOLD) & ~self.augmented)
+        """Tiles of the held-out test split, never trained or selected on."""
+        return np.flatnonzero(self.fold == TEST_FOLD)
+
+    @property
+    def scoring(self) -> Tiles:
+        """The masks tiles are scored against: the reference masks when the set has them, else
+        its own labels."""
+        return self.masks if self.reference is None else self.reference
+
+    def scoring_masks(self, idx: np.ndarray) -> np.ndarray:
+        """The masks that tiles ``idx`` are scored against."""
+        return self.scoring[np.asarray(idx)]
+
+    def describe(self) -> dict:
+        return {"bands": self.bands, "image_scaling": self.image_scaling, "label_source": self.label_source,
+                "set_id": self.set_id, "reference_source": self.reference_source,
+                "tiles": len(self.tiles), "tile_shape": list(self.images.shape[2:])}
 
     def save(self, directory: Path) -> None:
-        """Writes ``samples.npz`` (no pickled objects) and ``folds.parquet``."""
-        extra = {} if self.reference is None else {"reference": self.reference,
-                                                   "reference_source": np.array(self.reference_source)}
-        np.savez(directory / "samples.npz", x=self.x, y=self.y, tile=self.tile,
-                 augmented=self.augmented, bands=np.array(self.bands), set_id=np.array(self.set_id),
-                 label_source=np.array(self.label_source), **extra)
-        self.tiles.to_parquet(directory / "folds.parquet", index=False)
+        """Writes the set (e.g. one built in memory) in the on-disk layout."""
+        directory = Path(directory)
+        np.save(directory / IMAGES, np.asarray(self.images[np.arange(len(self.images))], dtype=np.float32))
+        np.save(directory / MASKS, np.asarray(self.masks[np.arange(len(self.masks))], dtype=np.uint8))
+        if self.reference is not None:
+            np.save(directory / REFERENCE, np.asarray(self.reference[np.arange(len(self.reference))], dtype=np.uint8))
+        self.tiles.to_parquet(directory / FOLDS, index=False)
+        (directory / DESCRIPTION).write_text(json.dumps(self.describe(), indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> TrainingSet:
-        with np.load(directory / "samples.npz", allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        return cls(x=arrays["x"], y=arrays["y"], tile=arrays["tile"], augmented=arrays["augmented"],
-                   tiles=pd.read_parquet(directory / "folds.parquet"), bands=[str(b) for b in arrays["bands"]],
-                   set_id=str(arrays["set_id"]), label_source=str(arrays.get("label_source", "manual")),
-                   reference=arrays.get("reference"),
-                   reference_source=str(arrays["reference_source"]) if "reference_source" in arrays else None)
+        """Opens a stored set; its tiles stay on disk and are read as they are asked for.
+
+        Raises:
+            FileNotFoundError: no training set there, or one in the format of before online
+                augmentation (``samples.npz``): materialize the training set again.
+        """
+        directory = Path(directory)
+        if not (directory / DESCRIPTION).is_file():
+            hint = " (an older format: materialize training_set again)" if (directory / "samples.npz").is_file() else ""
+            raise FileNotFoundError(f"{directory / DESCRIPTION}: no training set{hint}")
+        meta = json.loads((directory / DESCRIPTION).read_text())
+        reference = TileArray(directory / REFERENCE) if (directory / REFERENCE).is_file() else None
+        return cls(images=TileArray(directory / IMAGES), masks=TileArray(directory / MASKS),
+                   tiles=pd.read_parquet(directory / FOLDS), bands=list(meta["bands"]),
+                   image_scaling=meta["image_scaling"], label_source=meta["label_source"], set_id=meta["set_id"],
+                   reference=reference, reference_source=meta["reference_source"])
 
 
 @dataclass(frozen=True)
@@ -109,10 +243,11 @@ class Reference:
             return src.read(1)
 
 
-def load_tile(survey: LabelledSurvey, tile_id: str, use_terrain: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Reads one tile's input bands and its label mask."""
+def load_tile(survey: LabelledSurvey, tile_id: str, use_terrain: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """One tile's input bands (no-data pixels NaN), its label mask and its image's input scaling."""
     with rasterio.open(survey.tiles_dir / "image" / f"{tile_id}.tif") as src:
         image = src.read()
+        invalid = src.dataset_mask() == 0
     terrain = None
     if use_terrain:
         terrain_path = survey.tiles_dir / "terrain" / f"{tile_id}.tif"
@@ -123,44 +258,101 @@ def load_tile(survey: LabelledSurvey, tile_id: str, use_terrain: bool) -> tuple[
             terrain = src.read()
     with rasterio.open(survey.masks_dir / f"{tile_id}.tif") as src:
         mask = src.read(1)
-    return tile_features(image, terrain), mask
+    return tile_features(image, terrain, invalid), mask, input_scaling(image.dtype)
 
 
-def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, augmentation: AugmentationSpec,
-                       seed: int, use_terrain: bool, reference: Reference | None = None,
-                       label_source: str = "manual") -> TrainingSet:
-    """Loads every labelled tile and adds ``augmentation.factor - 1`` augmented copies of each
-    tile that is not in the held-out test split (fold -1).
+def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_terrain: bool, directory: Path,
+                       reference: Reference | None = None, label_source: str = "manual") -> TrainingSet:
+    """Writes every labelled tile once into ``directory`` (one tile in memory at a time) and opens it.
 
     Args:
         surveys: The labelled surveys.
         folds: One row per tile (survey_id, tile_id, fold, ...), as made by ``assign_folds``.
-        augmentation: How many copies and how strong.
-        seed: Seed of the augmentation; copy j of tile i draws from ``(seed, i, j)``.
         use_terrain: Add the DEM-derived slope band.
+        directory: An empty folder to write the set into.
         reference: Another label source's masks of the same tiles, kept to score against.
         label_source: Where the surveys' masks come from (manual or obia).
+
+    Raises:
+        ValueError: surveys of different input scaling (e.g. uint8 and uint16 imagery) or tile sizes.
     """
     by_id = {s.tiles["survey_id"].iloc[0]: s for s in surveys}
-    xs, ys = [], []
-    for row in folds.itertuples():
-        x, y = load_tile(by_id[row.survey_id], row.tile_id, use_terrain)
-        xs.append(x)
-        ys.append(y)
-    bands = band_names(xs[0].shape[0] - int(use_terrain), use_terrain)
-    image_bands = sum(b not in TERRAIN_BANDS for b in bands)
-    symmetries = choose_transforms(len(xs), augmentation.factor, seed)
-    x_all, y_all, tile, augmented = list(xs), list(ys), list(range(len(xs))), [False] * len(xs)
-    for i in np.flatnonzero(folds["fold"].to_numpy() >= 0):
-        for j, k in enumerate(symmetries[i]):
-            rng = np.random.default_rng([seed, int(i), j])
-            x, y = augment_tile(xs[i], ys[i], int(k), augmentation, image_bands, rng)
-            x_all.append(x)
-            y_all.append(y)
-            tile.append(int(i))
-            augmented.append(True)
-    reference_masks = None if reference is None else np.stack(
-        [reference.mask(row.survey_id, row.tile_id) for row in folds.itertuples()]).astype(np.uint8)
-    return TrainingSet(x=np.stack(x_all), y=np.stack(y_all).astype(np.uint8), tile=np.array(tile),
-                       augmented=np.array(augmented), tiles=folds.reset_index(drop=True), bands=bands,
-                       label_source=label_source, reference=reference_masks, reference_source=None if reference is None else reference.source)
+    folds = folds.reset_index(drop=True)
+    rows = list(folds.itertuples())
+    first, first_mask, scaling = load_tile(by_id[rows[0].survey_id], rows[0].tile_id, use_terrain)
+    n = len(rows)
+    with contextlib.ExitStack() as stack:
+        images = stack.enter_context(TileArrayWriter(directory / IMAGES, (n, *first.shape), np.float32))
+        masks = stack.enter_context(TileArrayWriter(directory / MASKS, (n, *first_mask.shape), np.uint8))
+        references = None if reference is None else stack.enter_context(
+            TileArrayWriter(directory / REFERENCE, (n, *first_mask.shape), np.uint8))
+        for row in rows:
+            x, y, tile_scaling = load_tile(by_id[row.survey_id], row.tile_id, use_terrain)
+            if tile_scaling != scaling:
+                raise ValueError(f"survey {row.survey_id} has {tile_scaling} imagery, others {scaling}: one "
+                                 "training set needs one input scaling (convert the imagery or train apart)")
+            images.write(x)
+            masks.write(y)
+            if references is not None:
+                references.write(reference.mask(row.survey_id, row.tile_id))
+    bands = band_names(first.shape[0] - int(use_terrain), use_terrain)
+    folds.to_parquet(directory / FOLDS, index=False)
+    samples = TrainingSet(TileArray(directory / IMAGES), TileArray(directory / MASKS), folds, bands, scaling,
+                          label_source, reference=None if reference is None else TileArray(directory / REFERENCE),
+                          reference_source=None if reference is None else reference.source)
+    (directory / DESCRIPTION).write_text(json.dumps(samples.describe(), indent=2))
+    return samples
+
+
+class AugmentedTiles(Dataset):
+    """Training samples of some tiles: normalised, with the random alteration each gets this epoch.
+
+    Item ``i`` is variant ``i // n`` of tile ``indices[i % n]`` in the current epoch (set with
+    ``set_epoch`` before each epoch): the normalised tile, its mask and its draw from
+    ``(seed, epoch, tile, variant)``. The alterations are applied batch-wise on the training
+    device (``augment_batch``, after ``collate``).
+
+    Args:
+        samples: The training set.
+        indices: Tiles to draw from (a fold's training tiles).
+        normalization: The per-band normalisation of the model being trained.
+        spec: The alterations.
+        seed: Seed of the draws.
+        channels: Band indices to keep (all when None), e.g. for an input-band experiment.
+    """
+
+    def __init__(self, samples: TrainingSet, indices: np.ndarray, normalization: BandNormalization,
+                 spec: AugmentationSpec, seed: int, channels: Sequence[int] | None = None) -> None:
+        self.samples, self.indices, self.normalization = samples, np.asarray(indices), normalization
+        self.spec, self.seed, self.epoch = spec, seed, 0
+        self.channels = list(range(len(samples.bands))) if channels is None else list(channels)
+        self.image_bands = sum(samples.bands[c] not in TERRAIN_BANDS for c in self.channels)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices) * self.spec.draws
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor, Draw]:
+        tile = int(self.indices[item % len(self.indices)])
+        x = torch.from_numpy(self.samples.images[tile][self.channels])
+        with torch.no_grad():
+            x = self.normalization(x[None])[0]
+        y = torch.from_numpy(self.samples.masks[tile])
+        return x, y, draw(self.spec, self.seed, self.epoch, tile, item // len(self.indices))
+
+    def augment(self, x: torch.Tensor, y: torch.Tensor, draws: list[Draw]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's alterations, on the device ``x`` is on."""
+        return augment_batch(x, y, draws, self.spec, self.image_bands)
+
+    @staticmethod
+    def collate(items: list[tuple[torch.Tensor, torch.Tensor, Draw]]) -> tuple[torch.Tensor, torch.Tensor, list[Draw]]:
+        xs, ys, draws = zip(*items)
+        return torch.stack(xs), torch.stack(ys), list(draws)
+
+
+def batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Consecutive batches of ``indices``, in order."""
+    for start in range(0, len(indices), batch_size):
+        yield indices[start:start + batch_size]

@@ -1,4 +1,12 @@
-"""Scoring a trained fold model on the validation tiles of its fold."""
+"""Scoring saved models (fold models and fold ensembles) on the tiles of a training set.
+
+Every row holds confusion counts summed over all pixels of a split at the model's calibrated
+threshold, the metrics derived from them, and the arg-max decision's precision, recall, F1 and
+kappa beside them (``*_argmax``). A fold model's threshold was chosen on its own validation fold,
+so its validation scores at that threshold lean optimistic; the held-out test split is the honest
+estimate, and the only split an ensemble is scored on (all its members trained on the other
+folds' validation tiles).
+"""
 
 from __future__ import annotations
 
@@ -9,56 +17,101 @@ import numpy as np
 import pandas as pd
 import torch
 
-from landslide_pipeline.metrics import confusion_counts, segmentation_metrics
-from landslide_pipeline.training.checkpoint import load_model
+from landslide_pipeline.metrics.calibration import decision_scores
+from landslide_pipeline.nn.segmenter import Segmenter
+from landslide_pipeline.training.checkpoint import ModelSpec, load_model
 from landslide_pipeline.training.dataset import TrainingSet
-from landslide_pipeline.training.loop import pick_device, predict_masks
+from landslide_pipeline.training.loop import pick_device, predict_masks, score_histogram
+
+FOLD, ENSEMBLE = "fold", "ensemble"
+
+
+def score_rows(model: Segmenter, spec: ModelSpec, training_set: TrainingSet, splits: dict[str, np.ndarray],
+               device: torch.device | None = None) -> list[dict[str, Any]]:
+    """Evaluation-table rows of ``model`` on each non-empty split of ``training_set``."""
+    spec.check_input(len(training_set.bands), training_set.image_scaling, "the training set")
+    rows = []
+    for split, idx in splits.items():
+        if len(idx) == 0:
+            continue
+        histogram = score_histogram(model, training_set.images, training_set.scoring, idx, device=device)
+        rows.append({
+            "architecture": spec.architecture, "kind": FOLD if spec.kind == "single" else ENSEMBLE,
+            "fold": spec.fold, "split": split, "label_source": spec.label_source,
+            "reference": training_set.reference_source or training_set.label_source, "n_tiles": len(idx),
+            **decision_scores(histogram, spec.threshold), "flips": spec.flips, "members": len(spec.members),
+            "best_epoch": spec.best_epoch if spec.kind == "single" else 0, "train_seconds": spec.train_seconds,
+            "parameters": spec.parameters, "mlflow_run_id": spec.mlflow_run_id,
+        })
+    return rows
 
 
 def evaluate_fold_model(model_dir: Path, training_set: TrainingSet,
                         device: torch.device | None = None) -> list[dict[str, Any]]:
-    """Evaluation-table rows of one fold model: on its fold's validation tiles and, when the
-    training set has a held-out test split, on the test tiles. Each row holds confusion counts
-    summed over the split's original tiles (against the set's reference masks when it has them,
-    else its labels), the metrics derived from them, and the model's training facts.
+    """Rows of one fold model: on its fold's validation tiles and, when the training set has a
+    held-out test split, on the test tiles (against the set's reference masks when it has them,
+    else its labels).
 
     The model may come from another training set over the same tiles and folds (the label-source
     comparison scores manual and object-oriented models on the object-oriented set, whose
     reference is the manual masks)."""
     device = device or pick_device()
     model, spec = load_model(model_dir, device)
-    splits = {"validation": training_set.split(spec.fold)[1], "test": training_set.test_indices()}
-    if len(splits["validation"]) == 0:
+    validation = training_set.split(spec.fold)[1]
+    if len(validation) == 0:
         raise ValueError(f"fold {spec.fold} has no validation tiles")
-    rows = []
-    for split, idx in splits.items():
-        if len(idx) == 0:
-            continue
-        predicted = predict_masks(model, training_set.x[idx], device=device)
-        counts = confusion_counts(predicted, training_set.scoring_masks(idx))
-        rows.append({
-            "architecture": spec.architecture, "fold": spec.fold, "split": split, "label_source": spec.label_source,
-            "reference": training_set.reference_source or training_set.label_source,
-            "n_tiles": len(idx), **counts.as_dict(), **segmentation_metrics(counts),
-            "best_epoch": spec.best_epoch, "train_seconds": spec.train_seconds,
-            "parameters": spec.parameters, "mlflow_run_id": spec.mlflow_run_id,
-        })
-    return rows
+    return score_rows(model, spec, training_set, {"validation": validation, "test": training_set.test_indices()},
+                      device)
+
+
+def evaluate_ensemble(model_dir: Path, training_set: TrainingSet,
+                      device: torch.device | None = None) -> list[dict[str, Any]]:
+    """The row of a fold ensemble on the held-out test split (none when the set has no test split)."""
+    device = device or pick_device()
+    model, spec = load_model(model_dir, device)
+    return score_rows(model, spec, training_set, {"test": training_set.test_indices()}, device)
+
+
+def fold_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of single fold models (no ensembles)."""
+    return table[table["kind"] == FOLD] if "kind" in table else table
 
 
 def summarise_by_architecture(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over folds of each architecture's scores, per split."""
+    """Mean and standard deviation over fold models of each architecture's scores, per split."""
     scores = ["precision", "recall", "f1", "iou", "kappa"]
-    summary = table.groupby(["architecture", "split"])[scores].agg(["mean", "std"])
+    summary = fold_rows(table).groupby(["architecture", "split"])[scores].agg(["mean", "std"])
     summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
     return summary.reset_index()
 
 
-def pick_champion(table: pd.DataFrame) -> dict[str, Any]:
-    """The fold model with the highest validation F1, then kappa, then the lowest
-    architecture/fold. The test split plays no part: it stays an unbiased estimate."""
-    ranked = table[table["split"] == "validation"].sort_values(["f1", "kappa", "architecture", "fold"], ascending=[False, False, True, True])
-    return ranked.iloc[0].to_dict()
+def cross_validation_f1(table: pd.DataFrame) -> pd.Series:
+    """Per architecture, the F1 of its fold models' pooled out-of-fold validation predictions
+    (confusion counts of every fold's validation tiles summed): the k-fold estimate of a model's score."""
+    validation = fold_rows(table)
+    validation = validation[validation["split"] == "validation"]
+    counts = validation.groupby("architecture")[["tp", "fp", "fn"]].sum()
+    return 2 * counts["tp"] / (2 * counts["tp"] + counts["fp"] + counts["fn"]).clip(lower=1)
+
+
+def pick_champion(table: pd.DataFrame, kind: str = ENSEMBLE) -> dict[str, Any]:
+    """The champion, chosen on validation only (the test split stays an unbiased estimate).
+
+    The architecture with the best cross-validated F1 (``cross_validation_f1``) wins; the champion
+    is its ensemble when ``kind`` is ``ensemble`` and the table has one, else its fold model with
+    the highest validation F1, then kappa, then the lowest fold. An ensemble has no validation
+    score of its own (every member trained on the other folds' validation tiles), so it is chosen
+    by rule, not by score: averaging k models of one architecture is expected to beat them, and
+    the table's test rows show by how much.
+    """
+    estimate = cross_validation_f1(table)
+    architecture = sorted(estimate.index, key=lambda a: (-estimate[a], a))[0]
+    candidates = table[table["architecture"] == architecture]
+    if kind == ENSEMBLE and "kind" in table and (candidates["kind"] == ENSEMBLE).any():
+        return {**candidates[candidates["kind"] == ENSEMBLE].iloc[0].to_dict(), "cv_f1": float(estimate[architecture])}
+    folds = fold_rows(candidates)
+    ranked = folds[folds["split"] == "validation"].sort_values(["f1", "kappa", "fold"], ascending=[False, False, True])
+    return {**ranked.iloc[0].to_dict(), "cv_f1": float(estimate[architecture])}
 
 
 def compare_label_sources(table: pd.DataFrame, baseline: str, candidate: str) -> pd.DataFrame:
@@ -66,6 +119,7 @@ def compare_label_sources(table: pd.DataFrame, baseline: str, candidate: str) ->
     folds, and the candidate's relative change over the baseline ((candidate - baseline) /
     baseline, as study A reports +12 %), with the number of folds where the candidate's F1 is higher."""
     scores = ["precision", "recall", "f1", "kappa"]
+    table = fold_rows(table)
     means = table.groupby(["architecture", "split", "label_source"])[scores].mean().unstack("label_source")
     rows = []
     for (architecture, split), row in means.iterrows():
@@ -82,13 +136,14 @@ def compare_label_sources(table: pd.DataFrame, baseline: str, candidate: str) ->
 
 
 def predict_with_saved_model(model_dir: Path, x: np.ndarray, device: torch.device | None = None) -> np.ndarray:
-    """Landslide masks (N, H, W) of a saved fold model on the input tiles ``x``."""
+    """Landslide masks (N, H, W) of a saved model on the input tiles ``x``, at its threshold."""
     device = device or pick_device()
-    model, _ = load_model(model_dir, device)
-    return predict_masks(model, x, device=device)
+    model, spec = load_model(model_dir, device)
+    return predict_masks(model, x, spec.threshold, device=device)
 
 
 def best_fold(table: pd.DataFrame, architecture: str) -> int:
     """The fold whose model has the architecture's best validation F1."""
-    rows = table[(table["architecture"] == architecture) & (table["split"] == "validation")]
+    rows = fold_rows(table)
+    rows = rows[(rows["architecture"] == architecture) & (rows["split"] == "validation")]
     return int(rows.sort_values(["f1", "fold"], ascending=[False, True]).iloc[0]["fold"])

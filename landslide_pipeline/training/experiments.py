@@ -4,8 +4,8 @@ A *variant* is a view of the training set: a subset of its input bands (study A,
 RGB + DEM), or a cap on the number of original training tiles per fold (study B's training-set
 size study: 100/200/300/400 tiles). Every variant x architecture x fold is trained with the same
 loop and configuration as the fold models and scored on that fold's validation tiles and on the
-held-out test tiles, like the evaluation table. Size variants draw their tiles at random (seeded)
-from each fold's training tiles, with every augmented copy of a drawn tile.
+held-out test tiles at its calibrated threshold, like the evaluation table. Size variants draw
+their tiles at random (seeded) from each fold's training tiles.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from landslide_pipeline.metrics import confusion_counts, segmentation_metrics
+from landslide_pipeline.metrics import segmentation_metrics
 from landslide_pipeline.nn import count_parameters
+from landslide_pipeline.nn.segmenter import NormalizedNetwork, Segmenter
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.features import TERRAIN_BANDS
-from landslide_pipeline.training.loop import EpochReport, TrainingConfig, init_model, predict_masks, train_segmentation
+from landslide_pipeline.training.loop import (
+    EpochReport, FoldData, TrainingConfig, fit_normalization, init_model, score_histogram, train_segmentation,
+)
 
 
 @dataclass(frozen=True)
@@ -50,14 +53,12 @@ def size_variants(bands: Sequence[str], sizes: Sequence[int]) -> list[Variant]:
 
 
 def variant_split(samples: TrainingSet, fold: int, variant: Variant, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Training and validation sample indices of ``fold`` under ``variant``, and the number of
-    original tiles trained on."""
+    """Training and validation tile indices of ``fold`` under ``variant``, and the number of
+    tiles trained on."""
     train_idx, val_idx = samples.split(fold)
-    tiles = np.unique(samples.tile[train_idx])
-    if variant.max_train_tiles is not None and variant.max_train_tiles < len(tiles):
-        tiles = np.sort(np.random.default_rng([seed, fold]).choice(tiles, variant.max_train_tiles, replace=False))
-        train_idx = train_idx[np.isin(samples.tile[train_idx], tiles)]
-    return train_idx, val_idx, len(tiles)
+    if variant.max_train_tiles is not None and variant.max_train_tiles < len(train_idx):
+        train_idx = np.sort(np.random.default_rng([seed, fold]).choice(train_idx, variant.max_train_tiles, replace=False))
+    return train_idx, val_idx, len(train_idx)
 
 
 def run_variant_experiment(
@@ -73,19 +74,20 @@ def run_variant_experiment(
     """Trains and scores every variant x architecture x fold; returns evaluation rows.
 
     Args:
-        samples: The training set (folds, test split, augmented copies).
+        samples: The training set (folds, test split).
         variants: Views of it to compare.
         architectures: Registry names.
         n_folds: Folds of the set.
         width: Model width multiplier.
-        training: The training loop's configuration.
+        training: The training loop's configuration (augmentation included).
         device: Where to train.
         on_model: Called before each model with (variant, architecture, fold); may return an
             epoch callback (progress logging).
 
     Returns:
-        Rows with variant, bands, train_tiles, architecture, fold, split, confusion counts, the
-        metrics derived from them, best_epoch, train_seconds and parameters.
+        Rows with variant, bands, train_tiles, architecture, fold, split, confusion counts at the
+        model's calibrated threshold, the metrics derived from them, threshold, best_epoch,
+        train_seconds and parameters.
     """
     band_index = {name: i for i, name in enumerate(samples.bands)}
     test_idx = samples.test_indices()
@@ -95,18 +97,21 @@ def run_variant_experiment(
         for architecture in architectures:
             for fold in range(n_folds):
                 train_idx, val_idx, n_tiles = variant_split(samples, fold, variant, training.seed)
-                model = init_model(architecture, len(channels), width, training.seed)
+                data = FoldData(samples, train_idx, val_idx, channels)
+                model = NormalizedNetwork(fit_normalization(data),
+                                          init_model(architecture, len(channels), width, training.seed))
                 callback = on_model(variant, architecture, fold) if on_model else None
-                result = train_segmentation(model, (samples.x[train_idx][:, channels], samples.y[train_idx]),
-                                            (samples.x[val_idx][:, channels], samples.y[val_idx]), training, device,
-                                            callback)
+                result = train_segmentation(model, data, training, device, callback)
                 common = {"variant": variant.name, "bands": "+".join(variant.bands), "train_tiles": n_tiles,
                           "architecture": architecture, "fold": fold, "best_epoch": result.best_epoch,
-                          "train_seconds": result.seconds, "parameters": count_parameters(model)}
+                          "train_seconds": result.seconds, "parameters": count_parameters(model.network)}
+                segmenter = Segmenter([model])
                 for split, idx in (("validation", val_idx), ("test", test_idx)):
                     if len(idx):
-                        predicted = predict_masks(model, samples.x[idx][:, channels], device=device)
-                        counts = confusion_counts(predicted, samples.scoring_masks(idx))
+                        histogram = score_histogram(segmenter, samples.images, samples.scoring, idx,
+                                                    device=device, channels=channels)
+                        counts = histogram.counts_at(result.threshold)
                         rows.append({**common, "split": split, "n_tiles": len(idx), **counts.as_dict(),
-                                     **segmentation_metrics(counts)})
+                                     **segmentation_metrics(counts), "threshold": result.threshold})
     return rows
+

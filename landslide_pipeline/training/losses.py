@@ -24,9 +24,13 @@ LossName = Literal["ce", "weighted_ce", "dice", "focal", "ce_dice"]
 LOSSES: tuple[str, ...] = get_args(LossName)
 
 
-def class_weights(y: np.ndarray, num_classes: int = 2) -> torch.Tensor:
-    """Inverse square-root class frequencies of the label pixels, normalised to mean 1."""
-    counts = np.bincount(y.ravel(), minlength=num_classes).astype(np.float64)
+def class_weights(counts: np.ndarray) -> torch.Tensor:
+    """Inverse square-root class frequencies, normalised to mean 1.
+
+    Args:
+        counts: Label pixels of each class (background, landslide).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
     weights = 1.0 / np.sqrt(np.maximum(counts, 1.0) / counts.sum())
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
@@ -72,12 +76,15 @@ class CrossEntropyDiceLoss(nn.Module):
         return self.ce(logits, target) + self.dice(logits, target)
 
 
-def make_loss(name: str, labels: np.ndarray) -> nn.Module:
-    """Builds the named loss; ``labels`` (training masks) set the class weights where used."""
+def make_loss(name: str, class_counts: np.ndarray | None = None) -> nn.Module:
+    """Builds the named loss; ``class_counts`` (label pixels per class) set the class weights
+    where used."""
     if name == "ce":
         return nn.CrossEntropyLoss()
     if name == "weighted_ce":
-        return nn.CrossEntropyLoss(weight=class_weights(labels))
+        if class_counts is None:
+            raise ValueError("weighted_ce needs the label pixels per class")
+        return nn.CrossEntropyLoss(weight=class_weights(class_counts))
     if name == "dice":
         return DiceLoss()
     if name == "focal":

@@ -12,7 +12,7 @@ def test_project_definitions_load_with_every_asset_and_lineage():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model",
-                    "evaluation_table", "champion_model", "obia_labels", "label_agreement", "obia_training_set",
+                    "fold_ensembles", "evaluation_table", "champion_model", "obia_labels", "label_agreement", "obia_training_set",
                     "obia_trained_model", "label_source_comparison", "architecture_comparison",
                     "landslide_map", "landslide_changes", "band_comparison", "training_size_study"}
     parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in keys}
@@ -20,7 +20,8 @@ def test_project_definitions_load_with_every_asset_and_lineage():
     assert parents["manual_labels"] == {"survey_tiles"}
     assert parents["training_set"] == {"manual_labels"}
     assert parents["trained_model"] == {"training_set"}
-    assert parents["evaluation_table"] == {"trained_model", "training_set"}
+    assert parents["fold_ensembles"] == {"trained_model"}
+    assert parents["evaluation_table"] == {"trained_model", "fold_ensembles", "training_set"}
     assert parents["champion_model"] == {"evaluation_table"}
     assert parents["obia_labels"] == {"raw_survey", "survey_tiles", "manual_labels"}
     assert parents["label_agreement"] == {"obia_labels", "manual_labels"}

@@ -33,7 +33,9 @@ def contract_tile(layout: DataLayout, survey_id: str, use_terrain: bool) -> tupl
     TileIndex.validate(labels)
     survey = LabelledSurvey(layout.tiles(survey_id), layout.labels("manual", survey_id) / "masks",
                             labels.drop(columns="geometry"))
-    return load_tile(survey, labels.tile_id.iloc[0], use_terrain)
+    x, y, scaling = load_tile(survey, labels.tile_id.iloc[0], use_terrain)
+    assert scaling == "uint8"
+    return x, y
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from landslide_pipeline.mapping import (
 )
 from landslide_pipeline.mapping.predict import ramp_weights
 from landslide_pipeline.nn import create_model
-from landslide_pipeline.training.checkpoint import ModelSpec, save_model
+from landslide_pipeline.nn.segmenter import BandNormalization, NormalizedNetwork, Segmenter
+from landslide_pipeline.training.checkpoint import MemberSpec, ModelSpec, save_model
 from landslide_pipeline.training.features import SLOPE_SCALE_DEG, scale_image
 from landslide_pipeline_tests.conftest import write_raster
 
@@ -40,10 +41,20 @@ def survey(tmp_path_factory) -> Path:
     return folder
 
 
+def as_segmenter(network: nn.Module, bands: int) -> Segmenter:
+    """A network returning logits, as a model (no normalisation) returning probabilities."""
+    return Segmenter([NormalizedNetwork(BandNormalization([0.0] * bands, [1.0] * bands), network)]).eval()
+
+
 @pytest.fixture(scope="module")
-def unet() -> nn.Module:
+def unet() -> Segmenter:
     torch.manual_seed(0)
-    return create_model("unet", 3, 2, width=0.125).eval()
+    return as_segmenter(create_model("unet", 3, 2, width=0.125), 3)
+
+
+def unet_spec(threshold: float = 0.5, scaling: str = "uint8") -> ModelSpec:
+    member = MemberSpec("unet", 0.125, 0, (0.0,) * 3, (1.0,) * 3)
+    return ModelSpec(RGB, scaling, [member], threshold=threshold)
 
 
 def pointwise_model(weights: list[float]) -> nn.Module:
@@ -73,6 +84,7 @@ def decoded(path: Path) -> np.ndarray:
 
 
 def run(image, model, out: Path, spec=SMALL, bands=RGB, **kwargs):
+    model = model if isinstance(model, Segmenter) else as_segmenter(model, len(bands))
     return predict_scene(image, model, bands, out / "probability.tif", out / "mask.tif", spec=spec, device=CPU,
                          **kwargs)
 
@@ -211,7 +223,7 @@ def test_nodata_pixels_are_nodata_in_both_outputs(tmp_path, kind):
     assert np.abs(probability[valid] / PROBABILITY_SCALE - expected[valid]).max() <= 0.5 / PROBABILITY_SCALE + 1e-6
 
 
-def test_nodata_enters_the_network_as_zero_so_nan_cannot_spread(tmp_path, unet):
+def test_nodata_enters_the_network_as_the_band_mean_so_nan_cannot_spread(tmp_path, unet):
     rng = np.random.default_rng(2)
     pixels = rng.random((3, 96, 128), dtype=np.float32)
     invalid = np.zeros((96, 128), dtype=bool)
@@ -288,13 +300,27 @@ def test_bad_specs_are_refused(kwargs):
         PredictionSpec(**kwargs)
 
 
-def test_predict_survey_maps_with_a_saved_model(survey, tmp_path, unet):
-    save_model(tmp_path / "model", unet, ModelSpec("unet", 3, 2, 0.125, RGB, fold=0, label_source="manual"))
+def test_predict_survey_maps_with_a_saved_model_at_its_calibrated_threshold(survey, tmp_path, unet):
+    save_model(tmp_path / "model", unet, unet_spec(threshold=0.47))
     report = predict_survey(find_survey_files(survey), tmp_path / "model", tmp_path / "map", SMALL, device=CPU)
     run(survey / "image.tif", unet, tmp_path / "direct")
-    np.testing.assert_array_equal(read(tmp_path / "map" / "probability.tif"),
-                                  read(tmp_path / "direct" / "probability.tif"))
+    probability = read(tmp_path / "map" / "probability.tif")
+    np.testing.assert_array_equal(probability, read(tmp_path / "direct" / "probability.tif"))
     assert report.to_dict()["mask"] == str(tmp_path / "map" / "mask.tif")
+    with rasterio.open(tmp_path / "map" / "mask.tif") as src:
+        assert src.tags()["threshold"] == "probability > 0.47"
+    decoded_probability = decoded(tmp_path / "map" / "probability.tif")
+    between = (decoded_probability > 0.475) & (decoded_probability < 0.495)
+    assert between.any()  # pixels between the two thresholds: landslide only at the calibrated one
+    assert (read(tmp_path / "map" / "mask.tif")[between] == 1).all()
+    assert (read(tmp_path / "direct" / "mask.tif")[between] == 0).all()
+
+
+def test_imagery_of_another_dtype_than_the_model_was_trained_on_is_refused(survey, tmp_path, unet):
+    save_model(tmp_path / "model", unet, unet_spec(scaling="uint16"))
+    with pytest.raises(SurveyInputError, match="is uint8 imagery; the model was trained on uint16 imagery"):
+        predict_survey(find_survey_files(survey), tmp_path / "model", tmp_path / "map", SMALL, device=CPU)
+    assert not (tmp_path / "map" / "probability.tif").exists()
 
 
 def test_the_mapped_scene_vectorizes_into_polygons_holding_every_landslide_pixel(survey, tmp_path):

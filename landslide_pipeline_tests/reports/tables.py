@@ -29,7 +29,9 @@ def evaluation_frame(architectures: tuple[str, ...] = ("unet", "fcn"), folds: in
                         "reference": "manual", "n_tiles": 4, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
                         "precision": tp / (tp + fp), "recall": tp / (tp + fn), "f1": 2 * tp / (2 * tp + fp + fn),
                         "iou": tp / (tp + fp + fn), "accuracy": po, "kappa": (po - pe) / (1 - pe),
-                        "best_epoch": 3, "train_seconds": float(rng.uniform(10, 60)),
+                        "threshold": 0.45, "precision_argmax": tp / (tp + fp), "recall_argmax": tp / (tp + fn),
+                        "f1_argmax": 2 * tp / (2 * tp + fp + fn), "kappa_argmax": (po - pe) / (1 - pe),
+                        "kind": "fold", "flips": False, "members": 1, "best_epoch": 3, "train_seconds": float(rng.uniform(10, 60)),
                         "parameters": PARAMETERS[architecture], "mlflow_run_id": run_id,
                     })
     return pd.DataFrame(rows)

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
+from landslide_pipeline.training.augment import AugmentationSpec
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.experiments import (
     Variant, band_variants, run_variant_experiment, size_variants, variant_split,
@@ -21,8 +22,7 @@ def terrain_only_signal(n_tiles: int, seed: int = 0) -> TrainingSet:
     x[:, 3] = 0.1 + 0.6 * y
     folds = np.array([-1] * 4 + [0, 1] * ((n_tiles - 4) // 2))
     tiles = pd.DataFrame({"survey_id": "s", "tile_id": [str(i) for i in range(n_tiles)], "fold": folds})
-    return TrainingSet(x=x, y=y, tile=np.arange(n_tiles), augmented=np.zeros(n_tiles, bool), tiles=tiles,
-                       bands=["red", "green", "blue", "slope"])
+    return TrainingSet(x, y, tiles, ["red", "green", "blue", "slope"], "float")
 
 
 def test_variants():
@@ -46,7 +46,7 @@ def test_a_size_variant_trains_on_that_many_tiles_of_the_other_folds():
 
 def test_terrain_helps_when_only_terrain_carries_the_landslides():
     samples = terrain_only_signal(44)
-    config = TrainingConfig(epochs=6, batch_size=8, learning_rate=3e-3)
+    config = TrainingConfig(epochs=6, batch_size=8, learning_rate=3e-3, augmentation=AugmentationSpec.none())
     seen = []
     rows = run_variant_experiment(samples, band_variants(samples.bands), ["unet"], 2, 0.125, config,
                                   torch.device("cpu"), on_model=lambda v, a, f: seen.append((v.name, a, f)))
@@ -54,6 +54,7 @@ def test_terrain_helps_when_only_terrain_carries_the_landslides():
                     ("image+terrain", "unet", 1)]
     table = pd.DataFrame(rows)
     assert len(table) == 8 and set(table["split"]) == {"validation", "test"}
+    assert table["threshold"].between(0, 1, inclusive="neither").all()
     assert (table["tp"] + table["fp"] + table["fn"] + table["tn"] == table["n_tiles"] * 32 * 32).all()
     f1 = table[table["split"] == "test"].groupby("variant")["f1"].mean()
     assert f1["image+terrain"] > f1["image"] + 0.3, f1

@@ -7,6 +7,23 @@ def test_paper_b_matches_the_study():
     b = PROFILES["paper-b"]
     assert (b.width, b.training.learning_rate, b.training.step_size, b.training.gamma) == (1.0, 1e-3, 30, 0.1)
     assert (b.training.batch_size, b.training.epochs, b.training.loss) == (5, 90, "ce")
+    assert (b.training.optimizer, b.training.schedule) == ("adam", "step")
+    # The study's x5 augmentation: five fresh variants of each tile per epoch, every alteration on.
+    augmentation = b.training.augmentation
+    assert (augmentation.draws, augmentation.geometric_p, augmentation.photometric_p) == (5, 1.0, 1.0)
+
+
+def test_the_cpu_profile_uses_adamw_and_a_warm_cosine_schedule():
+    cpu = PROFILES["cpu"].training
+    assert (cpu.optimizer, cpu.schedule) == ("adamw", "cosine") and cpu.warmup_epochs > 0
+
+
+def test_augmentation_fields_can_be_overridden_and_unknown_ones_raise():
+    p = resolve_profile("cpu", draws=3, noise_std=0.0, crop_scale=[0.8, 1.0])
+    assert (p.training.augmentation.draws, p.training.augmentation.noise_std) == (3, 0.0)
+    assert p.training.augmentation.crop_scale == (0.8, 1.0)
+    with pytest.raises(ValueError, match="unknown training settings"):
+        resolve_profile("cpu", momentum=0.9)
 
 
 def test_overrides_apply_and_none_keeps_the_profile():
