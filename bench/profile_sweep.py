@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--save", type=Path, default=None, help="also save the model into this folder")
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
         print(f"{SHARED} is absent: nothing to run", file=sys.stderr)
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
     trained = train_fold_model(samples, args.architecture, args.fold, profile, device, report)
     minutes = (time.perf_counter() - started) / 60
+    if args.save:
+        trained.save(args.save)
     histogram = score_histogram(trained.model, samples.images, samples.masks, samples.test_indices(), device=device)
     calibrated = segmentation_metrics(histogram.counts_at(trained.spec.threshold))
     argmax = segmentation_metrics(histogram.counts_at(ARGMAX_THRESHOLD))

@@ -1,7 +1,7 @@
 """The pipeline on the real data sets of ``../shared/data``, end to end through Dagster.
 
-Usage: ``python bench/real_data.py PRESET [--work /tmp/landslide-<preset>] [--architectures ...]
-[--folds 5] [--epochs N] [--augment-factor 2] [--profile cpu] [--width W] [--loss L]``
+Usage: ``python bench/real_data.py PRESET [--work /tmp/landslide-<preset>] [--architectures linknet]
+[--folds 5] [--profile cpu] [--epochs N] [--draws N] [--width W] [--loss L]``
 
 Each preset writes survey folders into ``<work>/data/raw`` whose ``survey.toml`` reads the shared
 data in place, then materializes the whole chain exactly as ``make demo`` does, on a persistent
@@ -10,17 +10,23 @@ instance in ``<work>/.dagster`` with MLflow in ``<work>/mlruns`` (open them with
 ``mlflow ui --backend-store-uri sqlite:///<work>/mlruns/mlflow.db``).
 
 - ``l4s_rgb``: ``l4s_train`` (1385 Landslide4Sense RGB tiles, dealt into the folds) and
-  ``l4s_validation`` (396 tiles, ``role = "test"``: the held-out test split). Each fold model is
-  scored on the whole validation split (the ``test`` rows: confusion counts summed over all its
-  pixels, landslide class, arg-max). Compare with the Landslide4Sense U-Net baseline (F1 0.578 on
-  the official 14-band data: a reference point, not like-for-like) and the peer library in
-  ``../shared/anchors.md`` (U-Net/ResNet-18 0.626, LinkNet/ResNet-18 0.657, ~25 min each).
+  ``l4s_validation`` (396 tiles, ``role = "test"``: the held-out test split). Each fold model and
+  each fold ensemble is scored on the whole validation split (the ``test`` rows: confusion counts
+  summed over all its pixels, landslide class, at the model's calibrated threshold; arg-max
+  beside it). Compare with the Landslide4Sense U-Net baseline (F1 0.578 on the official 14-band
+  data: a reference point, not like-for-like) and the peer library in ``../shared/anchors.md``
+  (U-Net/ResNet-18 0.626, LinkNet/ResNet-18 0.657, ~25 min each).
 - ``coseismic``: trains on the 20 Labelme-labelled earthquake tiles (``coseismic_labelme``, re-cut
   into 128 px tiles; 15 % held out) and maps ``coseismic_scene``, the 40 georeferenced crops of one
   2048 x 1280 scene from the same source, mosaicked: probability and mask COGs and polygons.
 - ``l4s_h5``: a smoke test of multi-band input: the 6 original 14-band Landslide4Sense patches.
 
-The last line is JSON.
+The default architecture is the ``cpu`` profile's (LinkNet); ``--architectures`` takes any
+comma-separated registry names. The last line is JSON; besides the per-architecture test scores
+of the fold models it holds ``champion`` (kind, f1, precision, recall, threshold: the registered
+champion on the test split), ``cv_f1_mean`` (the champion architecture's mean validation F1 over
+its folds: the cross-validated estimate) and ``train_minutes_total`` (wall time of every
+``trained_model`` run).
 """
 
 from __future__ import annotations
@@ -73,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("preset", choices=sorted(PRESETS))
     parser.add_argument("--work", type=Path, default=None, help="default: /tmp/landslide-<preset>")
-    parser.add_argument("--architectures", default="unet,resunet,linknet")
+    parser.add_argument("--architectures", default="linknet")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--epochs", type=int, default=None, help="default: the profile's")
-    parser.add_argument("--augment-factor", type=int, default=2)
+    parser.add_argument("--draws", type=int, default=None, help="default: the profile's (augmented variants per tile per epoch)")
     parser.add_argument("--width", type=float, default=None, help="default: the profile's")
     parser.add_argument("--loss", default=None, help="default: the profile's; a name in training.losses.LOSSES")
     args = parser.parse_args(argv)
@@ -96,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from landslide_pipeline.demo import ensure_dagster_home
     from landslide_pipeline.layout import DataLayout
     from landslide_pipeline.settings import PipelineSettings
-    from landslide_pipeline.training.evaluate import summarise_by_architecture
+    from landslide_pipeline.training.evaluate import ENSEMBLE, fold_rows, pick_champion, summarise_by_architecture
 
     ensure_dagster_home(work)
     settings = PipelineSettings.from_env()
@@ -105,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     (work / "mlruns").mkdir(parents=True, exist_ok=True)
     defs = build_definitions(settings, str(layout.root), f"sqlite:///{work}/mlruns/mlflow.db",
                              str(work / "mlruns" / "artifacts"))
-    overrides = {k: v for k, v in {"epochs": args.epochs, "width": args.width, "loss": args.loss}.items() if v is not None}
+    overrides = {k: v for k, v in {"epochs": args.epochs, "width": args.width, "loss": args.loss,
+                                   "draws": args.draws}.items() if v is not None}
     config = {
-        "training_set": {"use_terrain": False, "augment_factor": args.augment_factor, **TRAINING_SET[args.preset]},
+        "training_set": {"use_terrain": False, **TRAINING_SET[args.preset]},
         "trained_model": {"profile": args.profile, **overrides},
         "band_comparison": {"profile": args.profile, "band_sets": L4S_BAND_SETS, **overrides},
     }
@@ -128,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         on_step("band comparison", time.perf_counter() - started_bands)
         print((layout.reports / "band_comparison" / "summary.csv").read_text())
     table = read_evaluation_table(layout)
-    shown = table.drop(columns=["mlflow_run_id", "label_source"])
-    print("\nEach fold model on its validation fold and on the held-out test split:")
+    shown = table.drop(columns=["mlflow_run_id", "label_source", "reference"])
+    print("\nEach fold model on its validation fold and on the held-out test split, each fold ensemble on the test split:")
     print(shown.to_string(index=False, float_format="%.3f"))
     summary = summarise_by_architecture(table)
     print("\nMean and standard deviation over folds:")
@@ -140,8 +147,19 @@ def main(argv: list[str] | None = None) -> int:
                "f1_best_fold": round(float(g["f1"].max()), 4), "parameters": int(g["parameters"].iloc[0]),
                "train_seconds_per_fold": round(float(g["train_seconds"].mean()), 1),
                **({"peer_f1": PEER_F1.get(arch)} if args.preset == "l4s_rgb" else {})}
-        for arch, g in table[table["split"] == "test"].groupby("architecture")
+        for arch, g in fold_rows(table)[fold_rows(table)["split"] == "test"].groupby("architecture")
     }
+    champion = pick_champion(table)
+    champion_test = table[(table["architecture"] == champion["architecture"]) & (table["kind"] == champion["kind"])
+                          & (table["fold"] == champion["fold"]) & (table["split"] == "test")].iloc[0]
+    folds = fold_rows(table)
+    champion_folds = folds[(folds["architecture"] == champion["architecture"]) & (folds["split"] == "validation")]
+    ensembles = {r.architecture: round(float(r.f1), 4) for r in table[table["kind"] == ENSEMBLE].itertuples()}
+    train_minutes = sum(seconds for name, seconds in steps.items() if name.startswith("train ")) / 60
+    print(f"\nChampion: {champion['architecture']} {champion['kind']}, test F1 {champion_test['f1']:.4f} at threshold "
+          f"{champion_test['threshold']:.3f} (arg-max {champion_test['f1_argmax']:.4f}); cross-validated F1 "
+          f"{champion_folds['f1'].mean():.4f}; fold ensembles on the test split: {ensembles}; "
+          f"training {train_minutes:.1f} min for all folds.")
     if args.preset == "l4s_rgb":
         print(f"\nLandslide4Sense U-Net baseline F1 {L4S_BASELINE_F1} (14 bands, official split); "
               f"peer library (RGB, this split): {PEER_F1}.")
@@ -155,9 +173,14 @@ def main(argv: list[str] | None = None) -> int:
                  for s, f in maps.items()}
     print(f"Total {time.perf_counter() - started:.0f} s.")
     print(json.dumps({"bench": args.preset, "profile": args.profile, "epochs": args.epochs, "width": args.width,
-                      "loss": args.loss,
-                      "augment_factor": args.augment_factor, "folds": args.folds, "test": per_arch, "maps": map_facts,
-                      "steps_s": steps, "total_s": round(time.perf_counter() - started, 1)}))
+                      "loss": args.loss, "draws": args.draws, "folds": args.folds, "test": per_arch,
+                      "ensembles": ensembles, "maps": map_facts, "steps_s": steps,
+                      "champion": {"kind": champion["kind"], **{
+                          k: round(float(champion_test[k]), 4) for k in ("f1", "precision", "recall", "threshold")}},
+                      "champion_architecture": champion["architecture"],
+                      "cv_f1_mean": round(float(champion_folds["f1"].mean()), 4),
+                      "train_minutes_total": round(train_minutes, 2),
+                      "total_s": round(time.perf_counter() - started, 1)}))
     return 0
 
 

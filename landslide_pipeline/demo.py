@@ -24,6 +24,9 @@ from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.training.evaluate import summarise_by_architecture
 
 DEMO_SURVEY = "demo_pit"
+#: Columns of the evaluation table the demo prints.
+SHOWN = ["architecture", "kind", "fold", "split", "n_tiles", "precision", "recall", "f1", "kappa", "threshold",
+         "f1_argmax", "best_epoch"]
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 
 
@@ -37,6 +40,40 @@ def ensure_dagster_home(project_root: Path) -> Path:
     return home
 
 
+def run_project(root: Path, survey_ids: list[str], config: dict, label_experiment: bool = False,
+                experiments: bool = False) -> pd.DataFrame:
+    """Materializes the whole chain for ``survey_ids`` (folders of ``root/data/raw``) on the
+    persistent instance and MLflow store of the project at ``root``, printing each step's time,
+    then prints and returns the evaluation table."""
+    home = ensure_dagster_home(root)
+    settings = PipelineSettings.from_env()
+    layout = DataLayout(root / "data")
+    started = time.perf_counter()
+    defs = build_definitions(settings)
+    run_chain(defs, settings, DagsterInstance.get(), survey_ids, config,
+              on_step=lambda name, s: print(f"[landslide] {name}: {s:.1f} s", flush=True),
+              label_experiment=label_experiment, experiments=experiments)
+    table = read_evaluation_table(layout)
+    print("\nEvaluation (landslide class at each model's calibrated threshold; each fold model on its validation fold "
+          "and on the held-out test tiles, each fold ensemble on the test tiles):")
+    print(table[SHOWN].to_string(index=False, float_format="%.3f"))
+    print("\nMean over folds:")
+    print(summarise_by_architecture(table).to_string(index=False, float_format="%.3f"))
+    if label_experiment:
+        summary = pd.read_csv(layout.comparison / "summary.csv")
+        print("\nManual vs object-oriented training labels, scored against the manual masks (mean over folds):")
+        print(summary.to_string(index=False, float_format="%.3f"))
+    print(f"\nLandslide maps: {layout.root / 'maps'}; reports: {layout.reports}; the champion: "
+          f"models:/landslide-segmenter@champion (score it with `landslide evaluate`)")
+    print(f"\nDone in {time.perf_counter() - started:.0f} s.\n"
+          f"Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000"
+          "   (or: make ui)  -> http://127.0.0.1:3000\n"
+          "MLflow UI:   .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db "
+          "--default-artifact-root mlruns/artifacts -h 127.0.0.1 -p 5000   (or: make mlflow-ui)"
+          " -> http://127.0.0.1:5000")
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per fold model (default: asset config)")
@@ -46,35 +83,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the input-band and training-set size experiments")
     args = parser.parse_args(argv)
     root = Path.cwd()
-    home = ensure_dagster_home(root)
-    settings = PipelineSettings.from_env()
     layout = DataLayout(root / "data")
-    started = time.perf_counter()
     if not (layout.raw_survey(DEMO_SURVEY) / "image.tif").is_file():
         print(f"generating the demo survey into {layout.raw_survey(DEMO_SURVEY)}", flush=True)
         generate_survey(layout.raw_survey(DEMO_SURVEY), SyntheticSurveySpec())
-    defs = build_definitions(settings)
     config = {"trained_model": {"epochs": args.epochs}} if args.epochs else {}
-    run_chain(defs, settings, DagsterInstance.get(), [DEMO_SURVEY], config,
-              on_step=lambda name, s: print(f"[demo] {name}: {s:.1f} s", flush=True),
-              label_experiment=args.label_experiment, experiments=args.experiments)
-    table = read_evaluation_table(layout)
-    print("\nEvaluation (landslide class; each fold model on its validation fold and on the held-out test tiles):")
-    print(table.drop(columns=["mlflow_run_id", "label_source"]).to_string(index=False, float_format="%.3f"))
-    print("\nMean over folds:")
-    print(summarise_by_architecture(table).to_string(index=False, float_format="%.3f"))
-    if args.label_experiment:
-        summary = pd.read_csv(layout.comparison / "summary.csv")
-        print("\nManual vs object-oriented training labels, scored against the manual masks (mean over folds):")
-        print(summary.to_string(index=False, float_format="%.3f"))
-    print(f"\nLandslide map: {layout.map(DEMO_SURVEY)} (probability.tif, mask.tif, landslides.gpkg); "
-          f"reports: {layout.reports}")
-    print(f"\nDone in {time.perf_counter() - started:.0f} s.\n"
-          f"Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000"
-          "   (or: make ui)  -> http://127.0.0.1:3000\n"
-          "MLflow UI:   .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db "
-          "--default-artifact-root mlruns/artifacts -h 127.0.0.1 -p 5000   (or: make mlflow-ui)"
-          " -> http://127.0.0.1:5000")
+    run_project(root, [DEMO_SURVEY], config, args.label_experiment, args.experiments)
     return 0
 
 

@@ -25,6 +25,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The tile index of a survey's tiles, and of its labels (with the landslide fraction of each tile).
+TILE_INDEX = "tiles.parquet"
+LABEL_INDEX = "labels.parquet"
+#: The label masks of a survey, one GeoTIFF per tile, under its labels folder.
+MASKS = "masks"
+
 _SURVEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 

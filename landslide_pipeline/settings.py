@@ -5,7 +5,8 @@ the Dagster launchpad. Architectures and the fold count define the model partiti
 be known when the code location loads.
 
 Environment variables:
-    LANDSLIDE_ARCHITECTURES: comma-separated registry names (default ``unet``).
+    LANDSLIDE_ARCHITECTURES: comma-separated registry names (default ``linknet``, the architecture
+        the ``cpu`` training profile was chosen for).
     LANDSLIDE_FOLDS: number of cross-validation folds, at least 2 (default 5).
 """
 
@@ -21,7 +22,7 @@ from landslide_pipeline.nn import available_architectures
 class PipelineSettings:
     """Settings that define the asset graph's partitions."""
 
-    architectures: tuple[str, ...] = ("unet",)
+    architectures: tuple[str, ...] = ("linknet",)
     n_folds: int = 5
 
     def __post_init__(self) -> None:
@@ -36,7 +37,7 @@ class PipelineSettings:
     @classmethod
     def from_env(cls) -> PipelineSettings:
         """Reads LANDSLIDE_ARCHITECTURES and LANDSLIDE_FOLDS, falling back to the defaults."""
-        names = os.environ.get("LANDSLIDE_ARCHITECTURES", "unet")
+        names = os.environ.get("LANDSLIDE_ARCHITECTURES", "linknet")
         folds = os.environ.get("LANDSLIDE_FOLDS", "5")
         try:
             n_folds = int(folds)

@@ -225,3 +225,21 @@ def test_band_and_training_size_experiments_write_valid_tables_and_reports(chain
     assert experiments_run.dagster_run.job_name == "run_experiments"
     assert sorted(c.check_name for c in experiments_run.get_asset_check_evaluations() if c.passed) == [
         "band_comparison_schema", "training_size_study_schema"]
+
+
+def test_landslide_evaluate_scores_the_registered_champion_on_the_survey(chain, capsys):
+    import json
+
+    from landslide_pipeline.cli import EVALUATE_KEYS, main
+
+    code = main(["evaluate", "models:/landslide-segmenter@champion", "--survey", SURVEY, "--data",
+                 str(chain["layout"].root), "--tracking-uri", chain["tracking_uri"], "--quiet"])
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and tuple(result) == EVALUATE_KEYS
+    table = read_evaluation_table(chain["layout"])
+    ensemble = table[table["kind"] == "ensemble"].iloc[0]
+    assert result["threshold"] == pytest.approx(ensemble["threshold"])
+    samples = TrainingSet.load(chain["layout"].training_set("manual"))
+    assert result["n_tiles"] == len(samples.tiles)  # every labelled tile of the survey
+    assert result["f1"] > 0.5 and "ensemble" in out

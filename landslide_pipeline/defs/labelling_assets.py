@@ -20,7 +20,8 @@ from pydantic import Field
 
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore
-from landslide_pipeline.defs.survey_assets import LABEL_INDEX, TILE_INDEX, manual_labels, raw_survey, survey_tiles
+from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
+from landslide_pipeline.layout import LABEL_INDEX, TILE_INDEX
 from landslide_pipeline.geo.mosaic import mosaic_vrt
 from landslide_pipeline.geo.survey import find_survey_files
 from landslide_pipeline.geo.synthetic import GROUND_TRUTH_NAME

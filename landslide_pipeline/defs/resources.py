@@ -13,6 +13,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.model_store import DEFAULT_TRACKING_URI, resolve_model, resolve_tracking_uri
 from landslide_pipeline.nn.segmenter import Segmenter
 from landslide_pipeline.training.checkpoint import ModelSpec
 from landslide_pipeline.training.loop import EpochReport
@@ -54,18 +55,13 @@ class MlflowTracking(ConfigurableResource):
     registry, with artifacts (models) as files under ``artifact_root``.
     """
 
-    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    tracking_uri: str = DEFAULT_TRACKING_URI
     artifact_root: str = "mlruns/artifacts"
     experiment_name: str = "landslide-pipeline"
     registered_model_name: str = "landslide-segmenter"
 
     def resolved_tracking_uri(self) -> str:
-        prefix = "sqlite:///"
-        if self.tracking_uri.startswith(prefix) and not self.tracking_uri.startswith(prefix + "/"):
-            path = Path(self.tracking_uri[len(prefix):]).resolve()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return prefix + str(path)
-        return self.tracking_uri
+        return resolve_tracking_uri(self.tracking_uri)
 
     def experiment_id(self) -> str:
         mlflow.set_tracking_uri(self.resolved_tracking_uri())
@@ -161,10 +157,8 @@ class MlflowTracking(ConfigurableResource):
         Returns:
             The local folder (loadable with ``training.checkpoint.load_model``), the version and its run id.
         """
-        mlflow.set_tracking_uri(self.resolved_tracking_uri())
-        version = mlflow.MlflowClient().get_model_version_by_alias(self.registered_model_name, alias)
-        local = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/weights", dst_path=str(destination))
-        return Path(local), version.version, version.run_id
+        model = resolve_model(f"models:/{self.registered_model_name}@{alias}", destination, self.tracking_uri)
+        return model.folder, model.version, model.run_id
 
     def register_champion(self, run_id: str, tags: dict[str, str], description: str = "") -> tuple[str, str]:
         """Registers a run's model and points the ``champion`` alias at the new version.

@@ -12,11 +12,10 @@ from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.geo.labels import drop_empty_tiles, has_labels, label_survey
 from landslide_pipeline.geo.survey import find_survey_files, inspect_survey, survey_fingerprint
 from landslide_pipeline.geo.tiling import TilingSpec, tile_survey
+from landslide_pipeline.layout import LABEL_INDEX, TILE_INDEX
 from landslide_pipeline.schemas import TileIndex
 from landslide_pipeline.storage import atomic_directory, atomic_file
 
-TILE_INDEX = "tiles.parquet"
-LABEL_INDEX = "labels.parquet"
 
 
 @asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff"}, code_version="2")

@@ -1,7 +1,6 @@
 """Training: one training set across labelled surveys, one model per architecture x fold."""
 
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -14,14 +13,14 @@ from pydantic import Field
 from landslide_pipeline.defs.partitions import model_partitions, survey_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.labelling_assets import obia_labels
-from landslide_pipeline.defs.survey_assets import LABEL_INDEX, manual_labels
-from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.defs.survey_assets import manual_labels
 from landslide_pipeline.schemas import FoldAssignment
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.checkpoint import config_digest
-from landslide_pipeline.training.dataset import FOLDS, LabelledSurvey, Reference, build_training_set
-from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.training.dataset import (
+    FOLDS, LabelledSurvey, Reference, TrainingSet, build_training_set, labelled_surveys,
+)
 from landslide_pipeline.training.fold_models import fold_data, train_fold_model
 from landslide_pipeline.training.folds import TEST_FOLD, assign_folds, inherit_folds
 from landslide_pipeline.training.loop import EpochReport, pick_device
@@ -73,18 +72,6 @@ class ModelTrainingConfig(Config):
 
     def resolve(self) -> TrainingProfile:
         return resolve_profile(self.profile, **self.model_dump(exclude={"profile"}))
-
-
-def labelled_surveys(layout: DataLayout, survey_ids: list[str], source: str) -> list[LabelledSurvey]:
-    """The surveys that have ``source`` label masks, in a stable order."""
-    surveys = []
-    for survey_id in sorted(survey_ids):
-        labels_dir = layout.labels(source, survey_id)
-        if (labels_dir / LABEL_INDEX).is_file():
-            tiles = pd.read_parquet(labels_dir / LABEL_INDEX).drop(columns="geometry")
-            role = json.loads(layout.survey_metadata(survey_id).read_text()).get("role", "train")
-            surveys.append(LabelledSurvey(layout.tiles(survey_id), labels_dir / "masks", tiles, role))
-    return surveys
 
 
 def fold_table(surveys: list[LabelledSurvey], config: TrainingSetConfig, n_folds: int,

@@ -28,6 +28,7 @@ the same five; with ``draws = 1``, 5 epochs see as many samples as one epoch of 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,19 +95,44 @@ class Draw:
     noise_seed: int
 
 
+#: Uniform random numbers behind one draw (symmetry, geometric?, angle, scale, 2 x shift,
+#: photometric?, contrast, brightness).
+UNIFORMS_PER_DRAW = 9
+
+
+def epoch_uniforms(seed: int, epoch: int, n_tiles: int, repeat: int = 0) -> np.ndarray:
+    """(n_tiles, UNIFORMS_PER_DRAW) uniforms of variant ``repeat`` of ``epoch``: row t is tile t's.
+
+    Numpy's generators fill arrays in row-major order, so row t does not depend on ``n_tiles``
+    (as long as it exceeds t): each draw is a pure function of (seed, epoch, tile, repeat), made
+    for a whole epoch at once.
+    """
+    return np.random.default_rng([seed, epoch, repeat]).random((n_tiles, UNIFORMS_PER_DRAW))
+
+
+def draw_from(spec: AugmentationSpec, u: np.ndarray, noise_seed: int) -> Draw:
+    """The random choices that one row of ``epoch_uniforms`` stands for under ``spec``."""
+    scale = spec.crop_scale[0] + (spec.crop_scale[1] - spec.crop_scale[0]) * u[3]
+    return Draw(
+        symmetry=min(int(u[0] * N_DIHEDRAL), N_DIHEDRAL - 1) if spec.dihedral else 0,
+        angle_deg=float(spec.max_rotation_deg * (2 * u[2] - 1)) if u[1] < spec.geometric_p else None,
+        scale=float(scale),
+        shift=(float((1 - scale) * (2 * u[4] - 1)), float((1 - scale) * (2 * u[5] - 1))),
+        contrast=float(1 + spec.contrast * (2 * u[7] - 1)) if u[6] < spec.photometric_p else None,
+        brightness=float(spec.brightness * (2 * u[8] - 1)),
+        noise_seed=noise_seed,
+    )
+
+
+def noise_seed(seed: int, epoch: int, tile: int, repeat: int) -> int:
+    """The seed of one draw's Gaussian noise (Python hashes tuples of ints the same in every process)."""
+    return hash((seed, epoch, tile, repeat)) & 0x7FFF_FFFF_FFFF_FFFF
+
+
 def draw(spec: AugmentationSpec, seed: int, epoch: int, index: int, repeat: int = 0) -> Draw:
     """The alteration of tile ``index`` in variant ``repeat`` of ``epoch``; a pure function."""
-    rng = np.random.default_rng([seed, epoch, index, repeat])
-    symmetry = int(rng.integers(N_DIHEDRAL)) if spec.dihedral else 0
-    geometric, photometric = rng.random(2)
-    angle = rng.uniform(-spec.max_rotation_deg, spec.max_rotation_deg)
-    scale = rng.uniform(*spec.crop_scale)
-    shift = tuple(float(s) for s in rng.uniform(-(1 - scale), 1 - scale, 2))
-    contrast = rng.uniform(1 - spec.contrast, 1 + spec.contrast)
-    brightness = rng.uniform(-spec.brightness, spec.brightness)
-    return Draw(symmetry, float(angle) if geometric < spec.geometric_p else None, float(scale), shift,
-                float(contrast) if photometric < spec.photometric_p else None, float(brightness),
-                int(rng.integers(2 ** 63)))
+    u = epoch_uniforms(seed, epoch, index + 1, repeat)[index]
+    return draw_from(spec, u, noise_seed(seed, epoch, index, repeat))
 
 
 def dihedral(array: torch.Tensor, k: int) -> torch.Tensor:
@@ -144,7 +170,7 @@ def _photometric(image: torch.Tensor, draws: list[Draw], noise_std: float) -> to
     return image
 
 
-def augment_batch(x: torch.Tensor, y: torch.Tensor, draws: list[Draw], spec: AugmentationSpec,
+def augment_batch(x: torch.Tensor, y: torch.Tensor, draws: Sequence[Draw], spec: AugmentationSpec,
                   image_bands: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented variants of a batch of normalised tiles, on whatever device they are on.
 
@@ -156,8 +182,11 @@ def augment_batch(x: torch.Tensor, y: torch.Tensor, draws: list[Draw], spec: Aug
         spec: Strengths of the alterations.
         image_bands: How many leading bands get photometric jitter.
     """
-    x = torch.stack([dihedral(xi, d.symmetry) for xi, d in zip(x, draws)])
-    y = torch.stack([dihedral(yi, d.symmetry) for yi, d in zip(y, draws)])
+    if any(d.symmetry for d in draws):
+        x = torch.stack([dihedral(xi, d.symmetry) for xi, d in zip(x, draws)])
+        y = torch.stack([dihedral(yi, d.symmetry) for yi, d in zip(y, draws)])
+    else:  # the edits below are in place: never on the caller's tensors
+        x, y = x.clone(), y.clone()
     warped = [i for i, d in enumerate(draws) if d.angle_deg is not None]
     if warped and (spec.max_rotation_deg > 0 or spec.crop_scale[0] < 1):
         x[warped], y[warped] = _warp(x[warped], y[warped], [draws[i] for i in warped])

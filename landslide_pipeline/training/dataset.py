@@ -30,7 +30,7 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -41,8 +41,11 @@ import rasterio
 import torch
 from torch.utils.data import Dataset
 
+from landslide_pipeline.layout import LABEL_INDEX, MASKS, DataLayout
 from landslide_pipeline.nn.segmenter import BandNormalization
-from landslide_pipeline.training.augment import AugmentationSpec, Draw, augment_batch, draw
+from landslide_pipeline.training.augment import (
+    AugmentationSpec, Draw, augment_batch, draw_from, epoch_uniforms, noise_seed,
+)
 from landslide_pipeline.training.features import TERRAIN_BANDS, band_names, input_scaling, tile_features
 from landslide_pipeline.training.folds import TEST_FOLD
 
@@ -243,6 +246,18 @@ class Reference:
             return src.read(1)
 
 
+def labelled_surveys(layout: DataLayout, survey_ids: Iterable[str], source: str) -> list[LabelledSurvey]:
+    """The surveys that have ``source`` label masks, in a stable order."""
+    surveys = []
+    for survey_id in sorted(survey_ids):
+        labels_dir = layout.labels(source, survey_id)
+        if (labels_dir / LABEL_INDEX).is_file():
+            tiles = pd.read_parquet(labels_dir / LABEL_INDEX).drop(columns="geometry")
+            role = json.loads(layout.survey_metadata(survey_id).read_text()).get("role", "train")
+            surveys.append(LabelledSurvey(layout.tiles(survey_id), labels_dir / MASKS, tiles, role))
+    return surveys
+
+
 def load_tile(survey: LabelledSurvey, tile_id: str, use_terrain: bool) -> tuple[np.ndarray, np.ndarray, str]:
     """One tile's input bands (no-data pixels NaN), its label mask and its image's input scaling."""
     with rasterio.open(survey.tiles_dir / "image" / f"{tile_id}.tif") as src:
@@ -305,12 +320,12 @@ def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_t
 
 
 class AugmentedTiles(Dataset):
-    """Training samples of some tiles: normalised, with the random alteration each gets this epoch.
+    """Training samples of some tiles, with the random alteration each gets this epoch.
 
     Item ``i`` is variant ``i // n`` of tile ``indices[i % n]`` in the current epoch (set with
-    ``set_epoch`` before each epoch): the normalised tile, its mask and its draw from
-    ``(seed, epoch, tile, variant)``. The alterations are applied batch-wise on the training
-    device (``augment_batch``, after ``collate``).
+    ``set_epoch`` before each epoch): the tile as stored, its mask and its draw from
+    ``(seed, epoch, tile, variant)``. A batch is read in one call (``__getitems__``); its
+    normalisation and alterations are applied batch-wise on the training device (``augment``).
 
     Args:
         samples: The training set.
@@ -324,32 +339,44 @@ class AugmentedTiles(Dataset):
     def __init__(self, samples: TrainingSet, indices: np.ndarray, normalization: BandNormalization,
                  spec: AugmentationSpec, seed: int, channels: Sequence[int] | None = None) -> None:
         self.samples, self.indices, self.normalization = samples, np.asarray(indices), normalization
-        self.spec, self.seed, self.epoch = spec, seed, 0
-        self.channels = list(range(len(samples.bands))) if channels is None else list(channels)
-        self.image_bands = sum(samples.bands[c] not in TERRAIN_BANDS for c in self.channels)
+        self.spec, self.seed = spec, seed
+        self.channels = None if channels is None else list(channels)
+        bands = samples.bands if channels is None else [samples.bands[c] for c in channels]
+        self.image_bands = sum(b not in TERRAIN_BANDS for b in bands)
+        self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        n_tiles = len(self.samples.images)
+        self._uniforms = [epoch_uniforms(self.seed, epoch, n_tiles, r) for r in range(self.spec.draws)]
 
     def __len__(self) -> int:
         return len(self.indices) * self.spec.draws
 
+    def __getitems__(self, items: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, list[Draw]]:
+        n = len(self.indices)
+        tiles = self.indices[np.asarray(items) % n]
+        repeats = np.asarray(items) // n
+        x = self.samples.images[tiles]
+        x = x if self.channels is None else x[:, self.channels]
+        draws = [draw_from(self.spec, self._uniforms[r][t], noise_seed(self.seed, self.epoch, int(t), int(r)))
+                 for t, r in zip(tiles, repeats)]
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(self.samples.masks[tiles]), draws
+
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor, Draw]:
-        tile = int(self.indices[item % len(self.indices)])
-        x = torch.from_numpy(self.samples.images[tile][self.channels])
-        with torch.no_grad():
-            x = self.normalization(x[None])[0]
-        y = torch.from_numpy(self.samples.masks[tile])
-        return x, y, draw(self.spec, self.seed, self.epoch, tile, item // len(self.indices))
+        x, y, draws = self.__getitems__([item])
+        return x[0], y[0], draws[0]
 
     def augment(self, x: torch.Tensor, y: torch.Tensor, draws: list[Draw]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch's alterations, on the device ``x`` is on."""
+        """Normalised, altered samples of a batch, on the device ``x`` is on."""
+        with torch.no_grad():
+            x = self.normalization.to(x.device)(x)
         return augment_batch(x, y, draws, self.spec, self.image_bands)
 
     @staticmethod
-    def collate(items: list[tuple[torch.Tensor, torch.Tensor, Draw]]) -> tuple[torch.Tensor, torch.Tensor, list[Draw]]:
-        xs, ys, draws = zip(*items)
-        return torch.stack(xs), torch.stack(ys), list(draws)
+    def collate(batch: tuple[torch.Tensor, torch.Tensor, list[Draw]]) -> tuple[torch.Tensor, torch.Tensor, list[Draw]]:
+        """A batch from ``__getitems__`` is already collated."""
+        return batch
 
 
 def batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:

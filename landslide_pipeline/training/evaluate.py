@@ -10,6 +10,8 @@ folds' validation tiles).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from landslide_pipeline.metrics.calibration import decision_scores
+from landslide_pipeline.metrics.calibration import ProbabilityHistogram, decision_scores
+from landslide_pipeline.nn.blocks import INPUT_MULTIPLE
 from landslide_pipeline.nn.segmenter import Segmenter
 from landslide_pipeline.training.checkpoint import ModelSpec, load_model
 from landslide_pipeline.training.dataset import TrainingSet
-from landslide_pipeline.training.loop import pick_device, predict_masks, score_histogram
+from landslide_pipeline.training.loop import pick_device, predict_masks, predict_probability, score_histogram
 
 FOLD, ENSEMBLE = "fold", "ensemble"
 
@@ -70,6 +73,56 @@ def evaluate_ensemble(model_dir: Path, training_set: TrainingSet,
     device = device or pick_device()
     model, spec = load_model(model_dir, device)
     return score_rows(model, spec, training_set, {"test": training_set.test_indices()}, device)
+
+
+@dataclass(frozen=True)
+class LabelledTile:
+    """Input bands (C, H, W; NaN where there is no data), reference mask and input scaling of one tile."""
+
+    features: np.ndarray
+    mask: np.ndarray
+    scaling: str
+
+
+def score_tiles(model: Segmenter, spec: ModelSpec, tiles: Iterable[LabelledTile], what: str,
+                batch_size: int = 8, device: torch.device | None = None) -> tuple[ProbabilityHistogram, int]:
+    """The probability histogram of ``model`` over labelled tiles of any size, and how many there were.
+
+    Tiles whose sides are not multiples of 32 (what the networks need) are padded with no data
+    (the band mean, after normalisation) and only their own pixels are scored. Consecutive tiles of
+    one shape are predicted as a batch.
+
+    Raises:
+        ModelInputError: a tile whose band count or input scaling breaks the model's contract.
+    """
+    device = device or pick_device()
+    histogram, n_tiles, pending = ProbabilityHistogram(), 0, []
+
+    def flush() -> None:
+        x = np.stack([_pad(t.features) for t in pending])
+        _, probabilities = next(predict_probability(model, x, np.arange(len(x)), len(x), device))
+        for tile, probability in zip(pending, probabilities):
+            height, width = tile.mask.shape
+            histogram.add(probability[:height, :width], tile.mask)
+        pending.clear()
+
+    for tile in tiles:
+        spec.check_input(tile.features.shape[0], tile.scaling, what)
+        if pending and (len(pending) == batch_size or pending[0].features.shape != tile.features.shape):
+            flush()
+        pending.append(tile)
+        n_tiles += 1
+    if pending:
+        flush()
+    return histogram, n_tiles
+
+
+def _pad(features: np.ndarray) -> np.ndarray:
+    height, width = features.shape[1:]
+    padded = np.full((features.shape[0], -(-height // INPUT_MULTIPLE) * INPUT_MULTIPLE,
+                      -(-width // INPUT_MULTIPLE) * INPUT_MULTIPLE), np.nan, dtype=np.float32)
+    padded[:, :height, :width] = features
+    return padded
 
 
 def fold_rows(table: pd.DataFrame) -> pd.DataFrame:

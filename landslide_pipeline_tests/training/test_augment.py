@@ -71,3 +71,10 @@ def test_invalid_specs_raise():
         AugmentationSpec(crop_scale=(0.9, 0.5))
     with pytest.raises(ValueError, match="geometric_p"):
         AugmentationSpec(geometric_p=1.5)
+
+
+def test_a_tiles_draw_does_not_depend_on_how_many_tiles_an_epoch_holds():
+    from landslide_pipeline.training.augment import epoch_uniforms
+
+    assert (epoch_uniforms(3, 2, 10)[4] == epoch_uniforms(3, 2, 500)[4]).all()
+    assert (epoch_uniforms(3, 2, 10, repeat=1)[4] != epoch_uniforms(3, 2, 10)[4]).all()

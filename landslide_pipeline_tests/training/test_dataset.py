@@ -69,11 +69,14 @@ def test_augmented_tiles_are_fresh_every_epoch_and_reproducible():
     data = AugmentedTiles(samples, train, normalization, spec, seed=1)
     assert len(data) == 2 * len(train)  # two fresh variants of every tile per epoch
     data.set_epoch(1)
-    first = [data.augment(*AugmentedTiles.collate([data[i]]))[0] for i in range(len(data))]
-    again = [data.augment(*AugmentedTiles.collate([data[i]]))[0] for i in range(len(data))]
+    first = [data.augment(*data.__getitems__([i]))[0] for i in range(len(data))]
+    batched = data.augment(*data.__getitems__(list(range(len(data)))))[0]
     data.set_epoch(2)
-    later = [data.augment(*AugmentedTiles.collate([data[i]]))[0] for i in range(len(data))]
+    later = [data.augment(*data.__getitems__([i]))[0] for i in range(len(data))]
+    data.set_epoch(1)
+    again = [data.augment(*data.__getitems__([i]))[0] for i in range(len(data))]
     assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert all(torch.allclose(a[0], b, atol=1e-5) for a, b in zip(first, batched))  # alone or in a batch alike
     assert not any(torch.equal(a, b) for a, b in zip(first, later))
     assert not torch.equal(first[0], first[len(train)])  # the two variants of a tile differ
 
@@ -83,8 +86,10 @@ def test_augmented_tiles_are_normalised_and_terrain_is_not_jittered():
     normalization = BandNormalization([0.5] * 4, [0.25] * 4)
     spec = AugmentationSpec(dihedral=False, geometric_p=0.0, photometric_p=1.0, noise_std=0.5)
     data = AugmentedTiles(samples, np.array([1]), normalization, spec, seed=0)
-    x, y, draws = AugmentedTiles.collate([data[0]])
-    torch.testing.assert_close(x[0], (torch.from_numpy(samples.images[1]) - 0.5) / 0.25)
+    x, y, draws = data.__getitems__([0])
+    torch.testing.assert_close(x[0], torch.from_numpy(samples.images[1]))  # as stored
     xa, ya = data.augment(x, y, draws)
-    torch.testing.assert_close(xa[0, 3], x[0, 3])  # slope: moved with the geometry only
-    assert not torch.allclose(xa[0, :3], x[0, :3])
+    normalised = (x[0] - 0.5) / 0.25
+    torch.testing.assert_close(xa[0, 3], normalised[3])  # slope: normalised, never jittered
+    assert not torch.allclose(xa[0, :3], normalised[:3])
+    assert torch.equal(ya[0], torch.from_numpy(samples.masks[1]))

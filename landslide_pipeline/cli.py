@@ -1,0 +1,160 @@
+"""The ``landslide`` command.
+
+``landslide train SURVEY [SURVEY ...]`` runs the whole chain (tiles, labels, training set, one
+model per architecture x fold, fold ensembles, evaluation, champion, maps) on survey folders of
+``data/raw`` in the current project, with the ``cpu`` profile unless told otherwise: the one
+command that trains the best model on your own data.
+
+``landslide evaluate MODEL (--dataset ADAPTER PATH | --survey SURVEY_ID)`` scores any saved model
+on any labelled tiles: a pre-cut data set read through an adapter (``configs/datasets/<name>.toml``
+or a path to one), or the labelled tiles of a prepared survey in the data folder. MODEL is a model
+folder, ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/<run id>`` or a run id
+(``model_store``). It prints the metrics table (at the model's calibrated threshold and at the
+arg-max) and, as its last line, JSON with the keys model, n_tiles, precision, recall, f1, iou,
+kappa and threshold. Exit status 0 on success, 2 on bad input (with the reason on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from landslide_pipeline.datasets.adapter import resolve_adapter
+from landslide_pipeline.datasets.precut import read_labelled_pairs
+from landslide_pipeline.geo.errors import SurveyInputError
+from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.metrics import segmentation_metrics
+from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
+from landslide_pipeline.model_store import DEFAULT_TRACKING_URI, ModelNotFoundError, resolve_model
+from landslide_pipeline.training.checkpoint import ModelInputError, load_model
+from landslide_pipeline.training.dataset import labelled_surveys, load_tile
+from landslide_pipeline.training.evaluate import LabelledTile, score_tiles
+from landslide_pipeline.training.features import input_scaling, tile_features
+from landslide_pipeline.training.loop import pick_device
+
+#: The keys of the JSON line ``landslide evaluate`` ends with, in order.
+EVALUATE_KEYS = ("model", "n_tiles", "precision", "recall", "f1", "iou", "kappa", "threshold")
+
+
+def dataset_tiles(adapter_ref: str, root: Path) -> Iterator[LabelledTile]:
+    """Labelled tiles of a pre-cut data set, read as the pipeline reads it."""
+    # A path to an adapter file resolves against the working directory; errors name "--dataset".
+    adapter = resolve_adapter(adapter_ref, Path.cwd() / "--dataset")
+    for pair in read_labelled_pairs(root, adapter):
+        yield LabelledTile(tile_features(pair.pixels, None, pair.invalid), pair.mask, input_scaling(pair.pixels.dtype))
+
+
+def survey_tiles(data: Path, survey_id: str, use_terrain: bool) -> Iterator[LabelledTile]:
+    """Labelled (manual) tiles of a prepared survey."""
+    surveys = labelled_surveys(DataLayout(data), [survey_id], "manual")
+    if not surveys:
+        raise SurveyInputError(DataLayout(data).labels("manual", survey_id),
+                               "no labelled tiles: materialize prepare_survey for this survey first")
+    for tile_id in surveys[0].tiles["tile_id"]:
+        features, mask, scaling = load_tile(surveys[0], tile_id, use_terrain)
+        yield LabelledTile(features, mask, scaling)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    device = pick_device()
+    with tempfile.TemporaryDirectory() as download:
+        resolved = resolve_model(args.model, Path(download), args.tracking_uri)
+        model, spec = load_model(resolved.folder, device)
+    if args.flips:
+        model.flips, spec = True, replace(spec, flips=True)
+    threshold = spec.threshold if args.threshold is None else args.threshold
+    if args.dataset:
+        adapter, root = args.dataset
+        tiles, what = dataset_tiles(adapter, Path(root)), f"data set {root}"
+    else:
+        tiles, what = survey_tiles(Path(args.data), args.survey, "slope" in spec.bands), f"survey {args.survey}"
+    progress = tqdm(tiles, desc="scoring", unit="tile", file=sys.stderr, disable=args.quiet)
+    histogram, n_tiles = score_tiles(model, spec, progress, what, args.batch_size, device)
+    if n_tiles == 0:
+        raise SurveyInputError(Path(args.dataset[1] if args.dataset else args.data), "no labelled tile to score")
+    rows = {f"calibrated (p > {threshold:g})": segmentation_metrics(histogram.counts_at(threshold)),
+            f"arg-max (p > {ARGMAX_THRESHOLD:g})": segmentation_metrics(histogram.counts_at(ARGMAX_THRESHOLD))}
+    table = pd.DataFrame(rows).T[["precision", "recall", "f1", "iou", "kappa", "accuracy"]]
+    print(f"{resolved.reference}: {spec.kind} {spec.architecture} ({len(spec.members)} member(s)), "
+          f"bands {', '.join(spec.bands)}, on {n_tiles} tiles of {what}")
+    print(table.to_string(float_format="%.4f"))
+    scores = rows[next(iter(rows))]
+    print(json.dumps({"model": resolved.reference, "n_tiles": n_tiles,
+                      **{k: round(scores[k], 6) for k in ("precision", "recall", "f1", "iou", "kappa")},
+                      "threshold": threshold}))
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    root = Path.cwd()
+    layout = DataLayout(root / "data")
+    missing = [s for s in args.surveys if not layout.raw_survey(s).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"no survey folder {', '.join(str(layout.raw_survey(s)) for s in missing)}: "
+                                "put each survey in data/raw/<survey id>/ (README, Surveys)")
+    if args.architectures:
+        os.environ["LANDSLIDE_ARCHITECTURES"] = args.architectures
+    if args.folds:
+        os.environ["LANDSLIDE_FOLDS"] = str(args.folds)
+    from landslide_pipeline.demo import run_project  # imports Dagster: only for this command
+
+    overrides = {k: v for k, v in {"epochs": args.epochs}.items() if v is not None}
+    run_project(root, list(args.surveys), {"trained_model": {"profile": args.profile, **overrides}})
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="landslide", description="Landslide mapping pipeline tools.")
+    commands = root.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("train", help="run the whole chain on surveys of data/raw",
+                                  description=__doc__.split("\n\n")[1])
+    command.add_argument("surveys", nargs="+", metavar="SURVEY", help="survey ids (folders of data/raw)")
+    command.add_argument("--profile", default="cpu", choices=["cpu", "paper-a", "paper-b"])
+    command.add_argument("--epochs", type=int, default=None, help="default: the profile's")
+    command.add_argument("--folds", type=int, default=None, help="default: $LANDSLIDE_FOLDS, else 5")
+    command.add_argument("--architectures", default=None, help="comma-separated (default: $LANDSLIDE_ARCHITECTURES, "
+                                                                "else linknet)")
+    command.set_defaults(run=train)
+    command = commands.add_parser("evaluate", help="score a model on labelled tiles",
+                                  description=__doc__.split("\n\n")[2])
+    command.add_argument("model", help="a model folder, models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID or a run id")
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", nargs=2, metavar=("ADAPTER", "PATH"),
+                        help="a pre-cut data set: an adapter name (e.g. l4s_rgb) or .toml file, and its folder")
+    source.add_argument("--survey", metavar="SURVEY_ID", help="the labelled tiles of a prepared survey")
+    command.add_argument("--data", default="data", help="the pipeline's data folder, for --survey (default: data)")
+    command.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI),
+                         help=f"MLflow store (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    command.add_argument("--threshold", type=float, default=None,
+                         help="decision threshold (default: the model's calibrated one)")
+    command.add_argument("--flips", action="store_true",
+                         help="test-time flips: also average the two mirror images (3x the cost)")
+    command.add_argument("--batch-size", type=int, default=8)
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.set_defaults(run=evaluate)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "evaluate" and args.threshold is not None and not 0 < args.threshold < 1:
+        print("landslide evaluate: --threshold must be within (0, 1)", file=sys.stderr)
+        return 2
+    try:
+        return args.run(args)
+    except (ModelNotFoundError, ModelInputError, SurveyInputError, FileNotFoundError) as err:
+        print(f"landslide {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
