@@ -69,8 +69,8 @@ def evaluate(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as download:
         resolved = resolve_model(args.model, Path(download), args.tracking_uri)
         model, spec = load_model(resolved.folder, device)
-    if args.flips:
-        model.flips, spec = True, replace(spec, flips=True)
+    if args.flips is not None:
+        model.flips, spec = args.flips, replace(spec, flips=args.flips)
     threshold = spec.threshold if args.threshold is None else args.threshold
     if args.dataset:
         adapter, root = args.dataset
@@ -136,8 +136,9 @@ def parser() -> argparse.ArgumentParser:
                          help=f"MLflow store (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
     command.add_argument("--threshold", type=float, default=None,
                          help="decision threshold (default: the model's calibrated one)")
-    command.add_argument("--flips", action="store_true",
-                         help="test-time flips: also average the two mirror images (3x the cost)")
+    command.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None,
+                         help="test-time flips on or off: also average the two mirror images (3x the cost); "
+                              "default: as the model was saved")
     command.add_argument("--batch-size", type=int, default=8)
     command.add_argument("--quiet", action="store_true", help="no progress bar")
     command.set_defaults(run=evaluate)

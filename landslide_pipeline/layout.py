@@ -29,7 +29,7 @@ from pathlib import Path
 TILE_INDEX = "tiles.parquet"
 LABEL_INDEX = "labels.parquet"
 #: The label masks of a survey, one GeoTIFF per tile, under its labels folder.
-MASKS = "masks"
+MASK_FOLDER = "masks"
 
 _SURVEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 

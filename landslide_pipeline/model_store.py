@@ -35,7 +35,7 @@ class ResolvedModel:
 
     folder: Path
     reference: str
-    version: str | None = None
+    version: int | None = None  # the registry's version number, when the reference named one
     run_id: str | None = None
 
 
@@ -80,7 +80,7 @@ def resolve_model(reference: str, destination: Path, tracking_uri: str = DEFAULT
     except mlflow.exceptions.MlflowException as err:
         raise ModelNotFoundError(f"{reference}: run {run_id} has no {WEIGHTS_ARTIFACTS}/ model folder "
                                  f"in {tracking_uri} ({err.message})") from err
-    return ResolvedModel(Path(local), reference, None if version is None else str(version.version), run_id)
+    return ResolvedModel(Path(local), reference, None if version is None else int(version.version), run_id)
 
 
 def _registered_version(client: mlflow.MlflowClient, reference: str):

@@ -150,7 +150,7 @@ class MlflowTracking(ConfigurableResource):
             mlflow.log_artifacts(str(directory), artifact_path="report")
         return run.info.run_id
 
-    def download_model(self, alias: str, destination: Path) -> tuple[Path, str, str]:
+    def download_model(self, alias: str, destination: Path) -> tuple[Path, int, str]:
         """Fetches the state dict and description (``weights/``) of the registered model version
         that ``alias`` points at.
 

@@ -158,16 +158,19 @@ def _warp(x: torch.Tensor, y: torch.Tensor, draws: list[Draw]) -> tuple[torch.Te
     return both[:, :-1], (both[:, -1] > 0.5).to(torch.uint8)
 
 
-def _photometric(image: torch.Tensor, draws: list[Draw], noise_std: float) -> torch.Tensor:
-    contrast = torch.tensor([d.contrast for d in draws], device=image.device).view(-1, 1, 1, 1)
-    brightness = torch.tensor([d.brightness for d in draws], device=image.device).view(-1, 1, 1, 1)
+def _photometric(x: torch.Tensor, draws: Sequence[Draw], image_bands: int, noise_std: float) -> None:
+    """Contrast, brightness and noise on the image bands of the drawn samples, in place; the other
+    samples get contrast 1 and brightness 0 (one vectorised pass over the batch, no gather)."""
+    contrast = torch.tensor([1.0 if d.contrast is None else d.contrast for d in draws], device=x.device)
+    brightness = torch.tensor([0.0 if d.contrast is None else d.brightness for d in draws], device=x.device)
+    image = x[:, :image_bands]
     mean = image.mean(dim=(2, 3), keepdim=True)
-    image = (image - mean) * contrast + mean + brightness
+    image.sub_(mean).mul_(contrast.view(-1, 1, 1, 1)).add_(mean + brightness.view(-1, 1, 1, 1))
     if noise_std > 0:
-        noise = torch.stack([torch.randn(image.shape[1:], generator=torch.Generator().manual_seed(d.noise_seed))
-                             for d in draws])
-        image = image + noise_std * noise.to(image.device)
-    return image
+        for i, d in enumerate(draws):
+            if d.contrast is not None:
+                noise = torch.randn(image.shape[1:], generator=torch.Generator().manual_seed(d.noise_seed))
+                image[i].add_(noise.to(x.device), alpha=noise_std)
 
 
 def augment_batch(x: torch.Tensor, y: torch.Tensor, draws: Sequence[Draw], spec: AugmentationSpec,
@@ -190,10 +193,8 @@ def augment_batch(x: torch.Tensor, y: torch.Tensor, draws: Sequence[Draw], spec:
     warped = [i for i, d in enumerate(draws) if d.angle_deg is not None]
     if warped and (spec.max_rotation_deg > 0 or spec.crop_scale[0] < 1):
         x[warped], y[warped] = _warp(x[warped], y[warped], [draws[i] for i in warped])
-    jittered = [i for i, d in enumerate(draws) if d.contrast is not None]
-    if jittered and image_bands:
-        image = _photometric(x[jittered, :image_bands], [draws[i] for i in jittered], spec.noise_std)
-        x[jittered, :image_bands] = image
+    if image_bands and any(d.contrast is not None for d in draws):
+        _photometric(x, draws, image_bands, spec.noise_std)
     return x.contiguous(), y.contiguous()
 
 

@@ -41,7 +41,7 @@ import rasterio
 import torch
 from torch.utils.data import Dataset
 
-from landslide_pipeline.layout import LABEL_INDEX, MASKS, DataLayout
+from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, DataLayout
 from landslide_pipeline.nn.segmenter import BandNormalization
 from landslide_pipeline.training.augment import (
     AugmentationSpec, Draw, augment_batch, draw_from, epoch_uniforms, noise_seed,
@@ -254,7 +254,7 @@ def labelled_surveys(layout: DataLayout, survey_ids: Iterable[str], source: str)
         if (labels_dir / LABEL_INDEX).is_file():
             tiles = pd.read_parquet(labels_dir / LABEL_INDEX).drop(columns="geometry")
             role = json.loads(layout.survey_metadata(survey_id).read_text()).get("role", "train")
-            surveys.append(LabelledSurvey(layout.tiles(survey_id), labels_dir / MASKS, tiles, role))
+            surveys.append(LabelledSurvey(layout.tiles(survey_id), labels_dir / MASK_FOLDER, tiles, role))
     return surveys
 
 

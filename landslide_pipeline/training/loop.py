@@ -55,6 +55,10 @@ WARMUP_START = 1 / 25
 COSINE_FLOOR = 1e-3
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training met a NaN or infinite loss: stopped before the weights are poisoned."""
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Optimiser, schedule, loss, augmentation and precision of one training run."""
@@ -288,9 +292,10 @@ def _restore(state: _State, path: os.PathLike, device: torch.device) -> None:
 
 
 def _epoch_batches(train: AugmentedTiles, batch_size: int, generator: torch.Generator) -> Iterator:
+    """(sample numbers, batch) pairs of one epoch, in the order the generator shuffles them."""
     order = torch.randperm(len(train), generator=generator).tolist()
     batches_ = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    return iter(DataLoader(train, batch_sampler=batches_, collate_fn=AugmentedTiles.collate))
+    return zip(batches_, DataLoader(train, batch_sampler=batches_, collate_fn=AugmentedTiles.collate))
 
 
 def _run_epoch(state: _State, train: AugmentedTiles, data: FoldData, config: TrainingConfig, criterion: nn.Module,
@@ -300,13 +305,17 @@ def _run_epoch(state: _State, train: AugmentedTiles, data: FoldData, config: Tra
     network.train()
     total_loss, seen = 0.0, 0
     bf16 = uses_bf16(config.precision, device)
-    for x, y, draws in _epoch_batches(train, config.batch_size, state.generator):
+    for items, (x, y, draws) in _epoch_batches(train, config.batch_size, state.generator):
         if len(x) < 2:
             continue  # BatchNorm needs more than one sample per batch
         x, y = train.augment(x.to(device), y.to(device), draws)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = network(x.contiguous(memory_format=torch.channels_last))
         loss = criterion(logits.float(), y.long())
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"epoch {epoch}: the training loss is {float(loss)} on a batch of tiles "
+                                     f"{sorted(int(train.indices[i % len(train.indices)]) for i in items)}; "
+                                     "the weights would be poisoned (check those tiles' imagery)")
         state.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         state.optimiser.step()

@@ -191,3 +191,22 @@ def test_invalid_configs_raise():
         TrainingConfig(optimizer="sgd")
     with pytest.raises(ValueError, match="schedule"):
         TrainingConfig(schedule="linear")
+
+
+class GoesNaN(nn.Module):
+    """A network whose output turns NaN: what exploding weights or poisoned inputs lead to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return torch.stack([x[:, 0], x[:, 1]], dim=1) * self.scale * float("nan")
+
+
+def test_a_non_finite_loss_stops_training_and_names_the_tiles(data):
+    from landslide_pipeline.training.loop import NonFiniteLossError
+
+    model = NormalizedNetwork(fit_normalization(data), GoesNaN())
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1: the training loss is nan on a batch of tiles \[\d"):
+        train_segmentation(model, data, TrainingConfig(epochs=2, batch_size=8), CPU)
