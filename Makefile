@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test ui mlflow-ui clean-data
+.PHONY: demo test ui mlflow-ui docs clean-data
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest landslide_pipeline_tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+# The configuration reference is generated from the code (a test checks it is current).
+docs: $(STAMP)
+	$(BIN)/python -m landslide_pipeline.defs.configuration
+
 ui: $(STAMP)
 	DAGSTER_HOME=$(CURDIR)/.dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-mlflow-ui: $(STAMP)
+mlflow-# The configuration reference is generated from the code (a test checks it is current).
+docs: $(STAMP)
+	$(BIN)/python -m landslide_pipeline.defs.configuration
+
+ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts -h 127.0.0.1 -p 5000
 
 clean-data:

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from landslide_pipeline.defs.evaluation_assets import read_evaluation_table
     from landslide_pipeline.defs.runner import run_chain
     from landslide_pipeline.demo import ensure_dagster_home
-    from landslide_pipeline.layout import DataLayout
+    from landslide_pipeline.layout import MAP_FACTS, REPORT_SUMMARY, DataLayout
     from landslide_pipeline.settings import PipelineSettings
     from landslide_pipeline.training.evaluate import ENSEMBLE, fold_rows, pick_champion, summarise_by_architecture
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         assert experiments.execute_in_process(instance=DagsterInstance.get(), run_config={
             "ops": {"band_comparison": {"config": config["band_comparison"]}}}).success
         on_step("band comparison", time.perf_counter() - started_bands)
-        print((layout.reports / "band_comparison" / "summary.csv").read_text())
+        print((layout.report("band_comparison") / REPORT_SUMMARY).read_text())
     table = read_evaluation_table(layout)
     shown = table.drop(columns=["mlflow_run_id", "label_source", "reference"])
     print("\nEach fold model on its validation fold and on the held-out test split, each fold ensemble on the test split:")
@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.preset == "l4s_rgb":
         print(f"\nLandslide4Sense U-Net baseline F1 {L4S_BASELINE_F1} (14 bands, official split); "
               f"peer library (RGB, this split): {PEER_F1}.")
-    maps = {s: json.loads((layout.map(s) / "map.json").read_text()) for s in surveys
-            if (layout.map(s) / "map.json").is_file()}
+    maps = {s: json.loads((layout.map(s) / MAP_FACTS).read_text()) for s in surveys
+            if (layout.map(s) / MAP_FACTS).is_file()}
     for survey_id, facts in maps.items():
         print(f"map of {survey_id}: {facts['n_landslides']} landslides, {facts['landslide_area_m2']:.0f} m2, "
               f"{facts['landslide_fraction']:.1%} of the valid pixels, model v{facts['version']}, "

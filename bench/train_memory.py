@@ -44,13 +44,14 @@ def generate(directory: Path, tiles: int, bands: int) -> None:
     import numpy as np
     import pandas as pd
 
-    from landslide_pipeline.training.dataset import DESCRIPTION, FOLDS, IMAGES, MASKS, TileArrayWriter
+    from landslide_pipeline.layout import TRAINING_DESCRIPTION, TRAINING_FOLDS, TRAINING_IMAGES, TRAINING_MASKS
+    from landslide_pipeline.training.dataset import TileArrayWriter
 
     partial = directory.with_suffix(".partial")
     partial.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    with TileArrayWriter(partial / IMAGES, (tiles, bands, 128, 128), np.float32) as images, \
-            TileArrayWriter(partial / MASKS, (tiles, 128, 128), np.uint8) as masks:
+    with TileArrayWriter(partial / TRAINING_IMAGES, (tiles, bands, 128, 128), np.float32) as images, \
+            TileArrayWriter(partial / TRAINING_MASKS, (tiles, 128, 128), np.uint8) as masks:
         for _ in range(tiles):
             x = rng.normal(0.1, 0.05, (bands, 128, 128)).astype(np.float32)
             y = np.zeros((128, 128), np.uint8)
@@ -62,8 +63,8 @@ def generate(directory: Path, tiles: int, bands: int) -> None:
     folds = pd.DataFrame({"survey_id": "l4s_like", "tile_id": [f"t{i}" for i in range(tiles)],
                           "fold": np.arange(tiles) % 5, "group": [f"t{i}" for i in range(tiles)],
                           "landslide_fraction": 400 / 128 ** 2})
-    folds.to_parquet(partial / FOLDS, index=False)
-    (partial / DESCRIPTION).write_text(json.dumps({
+    folds.to_parquet(partial / TRAINING_FOLDS, index=False)
+    (partial / TRAINING_DESCRIPTION).write_text(json.dumps({
         "bands": [f"band_{i + 1}" for i in range(bands)], "image_scaling": "float", "label_source": "manual",
         "set_id": "bench", "reference_source": None, "tiles": tiles, "tile_shape": [128, 128]}))
     partial.rename(directory)

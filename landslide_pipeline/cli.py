@@ -31,7 +31,7 @@ from tqdm import tqdm
 from landslide_pipeline.datasets.adapter import resolve_adapter
 from landslide_pipeline.datasets.precut import read_labelled_pairs
 from landslide_pipeline.geo.errors import SurveyInputError
-from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.layout import DataLayout, LabelSource
 from landslide_pipeline.metrics import segmentation_metrics
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
 from landslide_pipeline.model_store import DEFAULT_TRACKING_URI, ModelNotFoundError, resolve_model
@@ -55,9 +55,9 @@ def dataset_tiles(adapter_ref: str, root: Path) -> Iterator[LabelledTile]:
 
 def survey_tiles(data: Path, survey_id: str, use_terrain: bool) -> Iterator[LabelledTile]:
     """Labelled (manual) tiles of a prepared survey."""
-    surveys = labelled_surveys(DataLayout(data), [survey_id], "manual")
+    surveys = labelled_surveys(DataLayout(data), [survey_id], LabelSource.MANUAL)
     if not surveys:
-        raise SurveyInputError(DataLayout(data).labels("manual", survey_id),
+        raise SurveyInputError(DataLayout(data).labels(LabelSource.MANUAL, survey_id),
                                "no labelled tiles: materialize prepare_survey for this survey first")
     for tile_id in surveys[0].tiles["tile_id"]:
         features, mask, scaling = load_tile(surveys[0], tile_id, use_terrain)

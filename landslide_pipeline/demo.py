@@ -19,7 +19,7 @@ from landslide_pipeline.defs import build_definitions
 from landslide_pipeline.defs.evaluation_assets import read_evaluation_table
 from landslide_pipeline.defs.runner import run_chain
 from landslide_pipeline.geo.synthetic import SyntheticSurveySpec, generate_survey
-from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.layout import REPORT_SUMMARY, DataLayout
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.training.evaluate import summarise_by_architecture
 
@@ -60,7 +60,7 @@ def run_project(root: Path, survey_ids: list[str], config: dict, label_experimen
     print("\nMean over folds:")
     print(summarise_by_architecture(table).to_string(index=False, float_format="%.3f"))
     if label_experiment:
-        summary = pd.read_csv(layout.comparison / "summary.csv")
+        summary = pd.read_csv(layout.comparison / REPORT_SUMMARY)
         print("\nManual vs object-oriented training labels, scored against the manual masks (mean over folds):")
         print(summary.to_string(index=False, float_format="%.3f"))
     print(f"\nLandslide maps: {layout.root / 'maps'}; reports: {layout.reports}; the champion: "

@@ -1,11 +1,12 @@
-"""Where every stage of the pipeline keeps its files under the data folder.
+"""Where every stage of the pipeline keeps its files under the data folder: the one home of every
+name on disk. Modules that write or read a file take its name from here.
 
 ```
 data/
   raw/<survey_id>/            image.tif, dem.tif (optional), landslides.gpkg (optional)
   surveys/<survey_id>.json    validated survey metadata
   tiles/<survey_id>/          tiles.parquet (GeoParquet tile index), image/<tile>.tif, terrain/<tile>.tif
-  labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif (source: manual or obia)
+  labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif (source: manual or obia), thresholds.json (obia)
   agreement/<survey_id>.parquet  object-oriented vs manual labels (and vs ground truth)
   training/<source>/          images.npy, masks.npy (each tile once), folds.parquet, training_set.json
   models/<source>/<architecture>/fold_<k>/  weights.pt (state dict), model.json, calibration.json
@@ -13,7 +14,7 @@ data/
   checkpoints/<source>/<architecture>/fold_<k>/<training set>-<config>.pt   while training (resume)
   evaluation/                 evaluation.parquet, evaluation.csv (models trained on manual labels)
   comparison/                 label_sources.parquet, .csv: manual vs object-oriented training labels
-  reports/<experiment>/       report.md, plots (PNG), summary.csv
+  reports/<experiment>/       report.md, plots (PNG), summary.csv, table.parquet/.csv
   maps/<survey_id>/           probability.tif, mask.tif (COG), landslides.gpkg, map.json (which model made it)
   changes/<survey_id>/        changes.gpkg, changes.parquet, summary.json (against the site's previous survey)
 ```
@@ -24,12 +25,65 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
-#: The tile index of a survey's tiles, and of its labels (with the landslide fraction of each tile).
-TILE_INDEX = "tiles.parquet"
-LABEL_INDEX = "labels.parquet"
-#: The label masks of a survey, one GeoTIFF per tile, under its labels folder.
-MASK_FOLDER = "masks"
+
+class LabelSource:
+    """Where a survey's label masks come from: drawn by hand, or object-oriented (study A).
+
+    Plain strings (not an Enum): they travel into Dagster metadata, MLflow tags, Parquet columns
+    and JSON as they are.
+    """
+
+    MANUAL: Final = "manual"
+    OBIA: Final = "obia"
+    ALL: Final = (MANUAL, OBIA)
+
+    @classmethod
+    def check(cls, source: str) -> str:
+        """``source`` if it names a label source, else ValueError."""
+        if source not in cls.ALL:
+            raise ValueError(f"unknown label source {source!r}; use one of {cls.ALL}")
+        return source
+
+
+# Tiles and labels of a survey.
+TILE_INDEX = "tiles.parquet"  # GeoParquet tile index of a survey's tiles
+LABEL_INDEX = "labels.parquet"  # the tile index of its labels, with each tile's landslide fraction
+TILE_IMAGES = "image"  # image tiles, <tile>.tif
+TILE_TERRAIN = "terrain"  # DEM-derived tiles (elevation, slope, ...), <tile>.tif
+MASK_FOLDER = "masks"  # label masks, <tile>.tif
+OBIA_THRESHOLDS = "thresholds.json"  # the rule thresholds object-oriented labelling used
+# A training set (training.dataset).
+TRAINING_IMAGES = "images.npy"
+TRAINING_MASKS = "masks.npy"
+TRAINING_REFERENCE = "reference.npy"
+TRAINING_FOLDS = "folds.parquet"
+TRAINING_DESCRIPTION = "training_set.json"
+# A saved model (training.checkpoint).
+MODEL_WEIGHTS = "weights.pt"
+MODEL_DESCRIPTION = "model.json"
+MODEL_CALIBRATION = "calibration.json"
+# Tables and reports.
+EVALUATION_TABLE = "evaluation.parquet"
+LABEL_SOURCE_TABLE = "label_sources.parquet"
+EXPERIMENT_TABLE = "table.parquet"
+REPORT = "report.md"
+REPORT_SUMMARY = "summary.csv"
+ARCHITECTURES_REPORT = "architectures"  # the folder of the architecture comparison under reports/
+# Maps and changes.
+MAP_PROBABILITY = "probability.tif"
+MAP_MASK = "mask.tif"
+MAP_POLYGONS = "landslides.gpkg"
+MAP_FACTS = "map.json"
+CHANGES_POLYGONS = "changes.gpkg"
+CHANGES_TABLE = "changes.parquet"
+CHANGES_SUMMARY = "summary.json"
+
+
+def csv_twin(name: str) -> str:
+    """The CSV copy written beside a Parquet table, for spreadsheets."""
+    return name.removesuffix(".parquet") + ".csv"
 
 _SURVEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -71,15 +125,28 @@ class DataLayout:
     def tiles(self, survey_id: str) -> Path:
         return self.root / "tiles" / validate_survey_id(survey_id)
 
+    def tile_index(self, survey_id: str) -> Path:
+        return self.tiles(survey_id) / TILE_INDEX
+
     def labels(self, source: str, survey_id: str) -> Path:
-        return self.root / "labels" / source / validate_survey_id(survey_id)
+        return self.root / "labels" / LabelSource.check(source) / validate_survey_id(survey_id)
+
+    def label_index(self, source: str, survey_id: str) -> Path:
+        return self.labels(source, survey_id) / LABEL_INDEX
+
+    def label_masks(self, source: str, survey_id: str) -> Path:
+        return self.labels(source, survey_id) / MASK_FOLDER
 
     def agreement(self, survey_id: str) -> Path:
         """Agreement table of a survey's label sources."""
         return self.root / "agreement" / f"{validate_survey_id(survey_id)}.parquet"
 
     def training_set(self, source: str) -> Path:
-        return self.root / "training" / source
+        return self.root / "training" / LabelSource.check(source)
+
+    def training_folds(self, source: str) -> Path:
+        """The fold table of a label source's training set."""
+        return self.training_set(source) / TRAINING_FOLDS
 
     def model(self, source: str, architecture: str, fold: int) -> Path:
         """One fold model trained on ``source`` labels."""
@@ -97,6 +164,10 @@ class DataLayout:
     def evaluation(self) -> Path:
         return self.root / "evaluation"
 
+    @property
+    def evaluation_table(self) -> Path:
+        return self.evaluation / EVALUATION_TABLE
+
     def map(self, survey_id: str) -> Path:
         """A survey's landslide map."""
         return self.root / "maps" / validate_survey_id(survey_id)
@@ -110,7 +181,15 @@ class DataLayout:
         """One folder per experiment report."""
         return self.root / "reports"
 
+    def report(self, experiment: str) -> Path:
+        """An experiment's report folder (report.md, plots, summary.csv, table)."""
+        return self.reports / experiment
+
     @property
     def comparison(self) -> Path:
         """The label-source comparison (study A, Table 6)."""
         return self.root / "comparison"
+
+    @property
+    def label_source_table(self) -> Path:
+        return self.comparison / LABEL_SOURCE_TABLE

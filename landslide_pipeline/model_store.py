@@ -17,7 +17,7 @@ from pathlib import Path
 
 import mlflow
 
-from landslide_pipeline.training.checkpoint import DESCRIPTION
+from landslide_pipeline.layout import MODEL_DESCRIPTION
 
 #: The MLflow store of a project checkout, relative to its root (``make mlflow-ui`` opens it).
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -60,8 +60,8 @@ def resolve_model(reference: str, destination: Path, tracking_uri: str = DEFAULT
     """
     folder = Path(reference)
     if folder.is_dir():
-        if not (folder / DESCRIPTION).is_file():
-            raise ModelNotFoundError(f"{folder}: a folder without {DESCRIPTION} is not a saved model")
+        if not (folder / MODEL_DESCRIPTION).is_file():
+            raise ModelNotFoundError(f"{folder}: a folder without {MODEL_DESCRIPTION} is not a saved model")
         return ResolvedModel(folder, reference)
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
     client = mlflow.MlflowClient()

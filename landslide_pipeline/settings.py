@@ -18,6 +18,14 @@ from dataclasses import dataclass
 from landslide_pipeline.nn import available_architectures
 
 
+#: The environment variables read here: name -> (default, meaning).
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "LANDSLIDE_ARCHITECTURES": ("linknet", "comma-separated architectures, one model partition each: "
+                                           "unet, resunet, fcn, linknet (linknet: the cpu profile's choice)"),
+    "LANDSLIDE_FOLDS": ("5", "k of the k-fold cross-validation (at least 2)"),
+}
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     """Settings that define the asset graph's partitions."""
@@ -37,8 +45,8 @@ class PipelineSettings:
     @classmethod
     def from_env(cls) -> PipelineSettings:
         """Reads LANDSLIDE_ARCHITECTURES and LANDSLIDE_FOLDS, falling back to the defaults."""
-        names = os.environ.get("LANDSLIDE_ARCHITECTURES", "linknet")
-        folds = os.environ.get("LANDSLIDE_FOLDS", "5")
+        names = os.environ.get("LANDSLIDE_ARCHITECTURES", ENVIRONMENT["LANDSLIDE_ARCHITECTURES"][0])
+        folds = os.environ.get("LANDSLIDE_FOLDS", ENVIRONMENT["LANDSLIDE_FOLDS"][0])
         try:
             n_folds = int(folds)
         except ValueError as err:

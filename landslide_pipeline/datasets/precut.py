@@ -28,6 +28,7 @@ from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.grid import TilingSpec, tile_offsets
 from landslide_pipeline.geo.rasters import invalid_pixels
 from landslide_pipeline.geo.tile_writer import BackgroundWrites, TileProfile, TileWriter
+from landslide_pipeline.layout import MASK_FOLDER, TILE_IMAGES
 
 UNPLACED = -1
 #: A data set tile's own pixel grid, north up: x = column, y = -row, one unit a pixel.
@@ -116,7 +117,7 @@ def tile_dataset(survey_id: str, root: Path, adapter: DatasetAdapter, out_dir: P
         The tile index: survey_id, tile_id, row_off = col_off = -1, height, width,
         nodata_fraction, source, source_row_off, source_col_off, geometry (no CRS).
     """
-    (out_dir / "image").mkdir(parents=True, exist_ok=True)
+    (out_dir / TILE_IMAGES).mkdir(parents=True, exist_ok=True)
     pairs = find_pairs(root, adapter)
     rows: list[dict] = []
     writer: TileWriter | None = None
@@ -170,7 +171,7 @@ def _cut(survey_id: str, pair: TilePair, pixels: np.ndarray, invalid: np.ndarray
         fraction = float(invalid[window].mean()) if invalid is not None else 0.0
         if fraction > spec.max_nodata_fraction:
             continue
-        jobs.append(writer.prepare(out_dir / "image" / f"{tile_id}.tif", pixels[:, window[0], window[1]], row, col))
+        jobs.append(writer.prepare(out_dir / TILE_IMAGES / f"{tile_id}.tif", pixels[:, window[0], window[1]], row, col))
         rows.append(_index_row(survey_id, tile_id, pair.key, row, col, spec.tile_size, fraction))
     return jobs, rows
 
@@ -187,7 +188,7 @@ def label_dataset(index: pd.DataFrame, root: Path, adapter: DatasetAdapter, out_
     """
     if adapter.mask is None:
         raise SurveyInputError(root, f"adapter {adapter.name!r} has no [mask]; the data set is unlabelled")
-    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    (out_dir / MASK_FOLDER).mkdir(parents=True, exist_ok=True)
     pairs = {pair.key: pair for pair in find_pairs(root, adapter)}
     size = int(index["height"].iloc[0])
     writer = TileWriter(TileProfile(size, size, 1, "uint8", None, None, ("landslide",)), PIXEL_GRID)
@@ -201,7 +202,7 @@ def label_dataset(index: pd.DataFrame, root: Path, adapter: DatasetAdapter, out_
             for label, tile in tiles.iterrows():
                 row, col = int(tile["source_row_off"]), int(tile["source_col_off"])
                 piece = mask[row:row + size, col:col + size]
-                jobs.append(writer.prepare(out_dir / "masks" / f"{tile['tile_id']}.tif", piece[None], row, col))
+                jobs.append(writer.prepare(out_dir / MASK_FOLDER / f"{tile['tile_id']}.tif", piece[None], row, col))
                 fractions[label] = float(piece.mean())
             writes.submit(_run_all, jobs)
     return index.assign(landslide_fraction=fractions)

@@ -16,7 +16,8 @@ from landslide_pipeline.defs.partitions import model_partitions
 from landslide_pipeline.defs.report_assets import build_report_assets
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
-from landslide_pipeline.defs.training_assets import MANUAL, OBIA, build_training_assets
+from landslide_pipeline.defs.training_assets import build_training_assets
+from landslide_pipeline.layout import LabelSource
 from landslide_pipeline.settings import PipelineSettings
 
 
@@ -26,7 +27,7 @@ def build_definitions(settings: PipelineSettings, data_dir: str = "data",
     """The project's Definitions for the given partition settings and storage locations."""
     definitions = [
         raw_survey, survey_tiles, manual_labels, obia_labels, label_agreement, label_agreement_schema,
-        *build_training_assets(settings, MANUAL), *build_training_assets(settings, OBIA),
+        *build_training_assets(settings, LabelSource.MANUAL), *build_training_assets(settings, LabelSource.OBIA),
         *build_evaluation_assets(settings), *build_report_assets(settings), *build_experiment_assets(settings),
         landslide_map, landslide_changes, landslide_change_alert,
     ]

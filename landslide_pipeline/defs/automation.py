@@ -14,7 +14,7 @@
 import json
 
 from dagster import (
-    AssetSelection, AutomationCondition, AutomationConditionSensorDefinition, DefaultSensorStatus, RunRequest,
+    AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, RunRequest,
     SensorEvaluationContext, SensorResult, define_asset_job, sensor,
 )
 

@@ -2,38 +2,37 @@
 
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-import pandera.pandas as pa
 from dagster import (
-    AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, AssetExecutionContext, AssetsDefinition, Config,
+    AssetCheckResult, AssetChecksDefinition, AssetExecutionContext, AssetsDefinition, Config,
     MaterializeResult, MetadataValue, asset, asset_check,
 )
 from pydantic import Field
 
-from landslide_pipeline.defs.report_assets import panel_tiles, report_metadata
+from landslide_pipeline.defs.checks import schema_failures
+from landslide_pipeline.defs.publish import publish_report
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking, model_metadata
-from landslide_pipeline.defs.training_assets import MANUAL, OBIA
-from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.layout import DataLayout, LabelSource, csv_twin
 from landslide_pipeline.schemas import EvaluationTable
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.checkpoint import fold_ensemble, read_spec, save_model
 from landslide_pipeline.training.dataset import TrainingSet
-from landslide_pipeline.reports.experiments import REPORT, ExperimentReport, write_comparison_report
+from landslide_pipeline.reports.experiments import ExperimentReport, write_comparison_report
+from landslide_pipeline.reports.panels import panel_tiles
 from landslide_pipeline.reports.markdown import MlflowLinks
 from landslide_pipeline.training.evaluate import (
     ENSEMBLE, FOLD, best_fold, compare_label_sources, cross_validation_f1, evaluate_ensemble, evaluate_fold_model,
     pick_champion, summarise_by_architecture,
 )
 
-TABLE = "evaluation.parquet"
-COMPARISON = "label_sources.parquet"
 
 
 def read_evaluation_table(layout: DataLayout) -> pd.DataFrame:
-    return pd.read_parquet(layout.evaluation / TABLE)
+    return pd.read_parquet(layout.evaluation_table)
 
 
 def fold_model_dirs(settings: PipelineSettings, layout: DataLayout, source: str, architecture: str) -> list:
@@ -42,7 +41,7 @@ def fold_model_dirs(settings: PipelineSettings, layout: DataLayout, source: str,
     Raises:
         FileNotFoundError: a fold model is missing (naming the partition to materialize).
     """
-    prefix = "" if source == MANUAL else f"{source}_"
+    prefix = "" if source == LabelSource.MANUAL else f"{source}_"
     dirs = [layout.model(source, architecture, fold) for fold in range(settings.n_folds)]
     for fold, model_dir in enumerate(dirs):
         if not model_dir.is_dir():
@@ -70,11 +69,8 @@ def evaluate_models(settings: PipelineSettings, layout: DataLayout, sources: lis
 
 def schema_check(table: pd.DataFrame, settings: PipelineSettings, sources: list[str]) -> AssetCheckResult:
     """The pandera EvaluationTable schema, and a validation row per source x architecture x fold."""
-    try:
-        EvaluationTable.validate(table, lazy=True)
-    except pa.errors.SchemaErrors as err:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata={
-            "failures": MetadataValue.md(err.failure_cases.head(50).to_markdown(index=False))})
+    if (failed := schema_failures(EvaluationTable, table)) is not None:
+        return failed
     expected = {(s, a, f) for s in sources for a in settings.architectures for f in range(settings.n_folds)}
     validation = table[(table["split"] == "validation") & (table["kind"] == FOLD)]
     missing = expected - set(zip(validation["label_source"], validation["architecture"], validation["fold"]))
@@ -109,18 +105,18 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         layout = data_store.layout
         facts = {}
         for architecture in settings.architectures:
-            dirs = fold_model_dirs(settings, layout, MANUAL, architecture)
+            dirs = fold_model_dirs(settings, layout, LabelSource.MANUAL, architecture)
             model, spec, pooled = fold_ensemble(dirs, config.flips)
-            tags = {"dagster.run_id": context.run.run_id, "architecture": architecture, "label_source": MANUAL,
+            tags = {"dagster.run_id": context.run.run_id, "architecture": architecture, "label_source": LabelSource.MANUAL,
                     "landslide.kind": ENSEMBLE}
-            with mlflow_tracking.sibling_run(spec.members[0].mlflow_run_id, f"{architecture}-ensemble-{MANUAL}",
+            with mlflow_tracking.sibling_run(spec.members[0].mlflow_run_id, f"{architecture}-ensemble-{LabelSource.MANUAL}",
                                              tags) as run:
                 spec = replace(spec, mlflow_run_id=run.info.run_id)
                 mlflow_tracking.log_params({"members": len(spec.members), "flips": config.flips,
                                             "threshold": spec.threshold, "architecture": architecture})
-                with atomic_directory(layout.ensemble(MANUAL, architecture)) as staging:
+                with atomic_directory(layout.ensemble(LabelSource.MANUAL, architecture)) as staging:
                     save_model(staging, model, spec)
-                    example = TrainingSet.load(layout.training_set(MANUAL)).images[[0, 0]]
+                    example = TrainingSet.load(layout.training_set(LabelSource.MANUAL)).images[[0, 0]]
                     mlflow_tracking.log_model(model, spec, example, staging)
             facts[architecture] = {"threshold": spec.threshold, "members": len(spec.members),
                                    "oof_pixels": pooled.pixels, "mlflow_run_id": run.info.run_id}
@@ -137,11 +133,11 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         model on its fold's validation tiles and on the held-out test tiles, each fold ensemble on
         the test tiles, from confusion counts summed over all pixels of the split."""
         layout = data_store.layout
-        samples = TrainingSet.load(layout.training_set(MANUAL))
-        table = evaluate_models(settings, layout, [MANUAL], samples, ensembles=True)
+        samples = TrainingSet.load(layout.training_set(LabelSource.MANUAL))
+        table = evaluate_models(settings, layout, [LabelSource.MANUAL], samples, ensembles=True)
         with atomic_directory(layout.evaluation) as staging:
-            table.to_parquet(staging / TABLE, index=False)
-            table.to_csv(staging / "evaluation.csv", index=False)
+            table.to_parquet(staging / layout.evaluation_table.name, index=False)
+            table.to_csv(staging / csv_twin(layout.evaluation_table.name), index=False)
         summary = summarise_by_architecture(table)
         context.log.info("evaluation per architecture (mean over folds):\n" + summary.to_string(index=False))
         return MaterializeResult(metadata={
@@ -151,13 +147,13 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
             **{f"cv_f1_{a}": float(f1) for a, f1 in cross_validation_f1(table).items()},
             **{f"ensemble_test_f1_{r.architecture}": float(r.f1)
                for r in table[(table["kind"] == ENSEMBLE) & (table["split"] == "test")].itertuples()},
-            "path": MetadataValue.path(str(layout.evaluation / TABLE)),
+            "path": MetadataValue.path(str(layout.evaluation_table)),
         })
 
     @asset_check(asset=evaluation_table, blocking=True,
                  description="pandera EvaluationTable schema, and one row per configured architecture x fold")
     def evaluation_table_schema(data_store: DataStore) -> AssetCheckResult:
-        return schema_check(read_evaluation_table(data_store.layout), settings, [MANUAL])
+        return schema_check(read_evaluation_table(data_store.layout), settings, [LabelSource.MANUAL])
 
     @asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation_table], code_version="2")
     def champion_model(context: AssetExecutionContext, config: ChampionConfig, data_store: DataStore,
@@ -172,8 +168,8 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
                 "split_of_f1": best["split"], "f1": f"{best['f1']:.4f}", "kappa": f"{best['kappa']:.4f}",
                 "threshold": f"{best['threshold']:.3f}", "cv_f1": f"{best['cv_f1']:.4f}",
                 "label_source": best["label_source"], "dagster.run_id": context.run.run_id}
-        model_dir = (layout.ensemble(MANUAL, best["architecture"]) if best["kind"] == ENSEMBLE
-                     else layout.model(MANUAL, best["architecture"], int(best["fold"])))
+        model_dir = (layout.ensemble(LabelSource.MANUAL, best["architecture"]) if best["kind"] == ENSEMBLE
+                     else layout.model(LabelSource.MANUAL, best["architecture"], int(best["fold"])))
         description = "\n".join(f"{k}: {v}" for k, v in model_metadata(read_spec(model_dir)).items()
                                 if k in ("input", "output", "decision"))
         version, uri = mlflow_tracking.register_champion(best["mlflow_run_id"], tags, description)
@@ -191,41 +187,38 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         set per label source; the summary gives each source's mean over folds per split and the
         object-oriented labels' relative change of each score."""
         layout = data_store.layout
-        samples = TrainingSet.load(layout.training_set(OBIA))
-        if samples.reference_source != MANUAL:
+        samples = TrainingSet.load(layout.training_set(LabelSource.OBIA))
+        if samples.reference_source != LabelSource.MANUAL:
             raise ValueError("the object-oriented training set has no manual reference masks: materialize "
                              "training_set before obia_training_set, on surveys with manual labels")
-        table = evaluate_models(settings, layout, [MANUAL, OBIA], samples)
-        summary = compare_label_sources(table, MANUAL, OBIA)
+        table = evaluate_models(settings, layout, [LabelSource.MANUAL, LabelSource.OBIA], samples)
+        summary = compare_label_sources(table, LabelSource.MANUAL, LabelSource.OBIA)
         models = {f"{source} {a}": layout.model(source, a, best_fold(table[table["label_source"] == source], a))
-                  for a in settings.architectures for source in (MANUAL, OBIA)}
-        links = MlflowLinks(mlflow_tracking.resolved_tracking_uri(), mlflow_tracking.experiment_id())
-        config = {"architectures": list(settings.architectures), "folds": settings.n_folds, "reference": MANUAL,
-                  "obia_training_set_id": samples.set_id}
-        with atomic_directory(layout.comparison) as staging:
-            table.to_parquet(staging / COMPARISON, index=False)
-            table.to_csv(staging / COMPARISON.replace(".parquet", ".csv"), index=False)
-            report = write_comparison_report(
+                  for a in settings.architectures for source in (LabelSource.MANUAL, LabelSource.OBIA)}
+        config = {"architectures": list(settings.architectures), "folds": settings.n_folds,
+                  "reference": LabelSource.MANUAL, "obia_training_set_id": samples.set_id}
+
+        def write(staging: Path, links: MlflowLinks) -> ExperimentReport:
+            table.to_parquet(staging / layout.label_source_table.name, index=False)
+            table.to_csv(staging / csv_twin(layout.label_source_table.name), index=False)
+            return write_comparison_report(
                 table, summary, "label_source", "Manual vs object-oriented training labels (study A, Table 6)",
                 "Each architecture trained on manual and on object-oriented labels over the same tiles, folds and "
                 "test split; both scored against the manual masks. *_change = (obia - manual) / manual.",
-                staging, links, config, panel_tiles(layout, samples, models))
-            test = summary[summary["split"] == "test"]
-            metrics = {f"test_f1_change_{row.architecture}": float(row.f1_change) for row in test.itertuples()}
-            run_id = mlflow_tracking.log_report("label-source comparison", staging, metrics,
-                                                {"dagster.run_id": context.run.run_id, "landslide.report": "label_sources"})
+                staging, links, config, panel_tiles(samples, models))
+
+        published = publish_report(context, mlflow_tracking, layout.comparison, "label_sources", write,
+                                   lambda report: {f"test_f1_change_{r.architecture}": float(r.f1_change)
+                                                   for r in summary[summary["split"] == "test"].itertuples()})
         context.log.info("manual vs object-oriented training labels (scored against manual masks):\n"
                          + summary.to_string(index=False))
-        report = ExperimentReport(layout.comparison / REPORT, [layout.comparison / p.name for p in report.plots], summary)
-        return MaterializeResult(metadata={
-            **report_metadata(report, run_id), **metrics,
-            "path": MetadataValue.path(str(layout.comparison / COMPARISON)),
-        })
+        return MaterializeResult(metadata={**published.metadata(),
+                                           "path": MetadataValue.path(str(layout.label_source_table))})
 
     @asset_check(asset=label_source_comparison, blocking=True,
                  description="pandera EvaluationTable schema, and a row per label source x architecture x fold")
     def label_source_comparison_schema(data_store: DataStore) -> AssetCheckResult:
-        return schema_check(pd.read_parquet(data_store.layout.comparison / COMPARISON), settings, [MANUAL, OBIA])
+        return schema_check(pd.read_parquet(data_store.layout.label_source_table), settings, [LabelSource.MANUAL, LabelSource.OBIA])
 
     return [fold_ensembles, evaluation_table, evaluation_table_schema, champion_model, label_source_comparison,
             label_source_comparison_schema]

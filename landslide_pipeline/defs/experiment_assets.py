@@ -4,43 +4,42 @@ training-set size (study B). Each trains its own variant x architecture x fold m
 the report to MLflow, and is validated by a blocking pandera check."""
 
 from collections.abc import Callable
+from typing import Literal
 from pathlib import Path
 
 import pandas as pd
-import pandera.pandas as pa
 from dagster import (
-    AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, AssetExecutionContext, AssetsDefinition, Config,
+    AssetCheckResult, AssetChecksDefinition, AssetExecutionContext, AssetsDefinition, Config,
     MaterializeResult, MetadataValue, asset, asset_check,
 )
 from pydantic import Field
 
-from landslide_pipeline.defs.report_assets import report_metadata
+from landslide_pipeline.defs.checks import schema_failures
+from landslide_pipeline.defs.publish import publish_report
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
-from landslide_pipeline.defs.training_assets import MANUAL
 from landslide_pipeline.reports.experiments import (
-    REPORT, ExperimentReport, variant_summary, write_comparison_report, write_training_size_report,
+    ExperimentReport, variant_summary, write_comparison_report, write_training_size_report,
 )
 from landslide_pipeline.reports.markdown import MlflowLinks
+from landslide_pipeline.layout import EXPERIMENT_TABLE, LabelSource, csv_twin
 from landslide_pipeline.schemas import ExperimentTable
 from landslide_pipeline.settings import PipelineSettings
-from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.experiments import Variant, band_variants, run_variant_experiment, size_variants
 from landslide_pipeline.training.loop import pick_device
 from landslide_pipeline.training.profiles import resolve_profile
 
-TABLE = "table.parquet"
 
 
 class ExperimentConfig(Config):
     """The training profile of the experiment's models (any field overridable), and for the size
     study the sizes to compare."""
 
-    profile: str = "cpu"
-    width: float | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    loss: str | None = None  # a name in training.losses.LOSSES
+    profile: Literal["cpu", "paper-a", "paper-b"] = Field("cpu", description="Training profile of the models.")
+    width: float | None = Field(None, description="Channel multiplier (default: the profile's).")
+    epochs: int | None = Field(None, description="Epochs per model (default: the profile's).")
+    batch_size: int | None = Field(None, description="Tiles per optimiser step (default: the profile's).")
+    loss: str | None = Field(None, description="ce, weighted_ce, dice, focal or ce_dice (default: the profile's).")
     sizes: list[int] = Field([100, 200, 300, 400], description="Training-set sizes in original tiles (size study).")
     band_sets: dict[str, list[str]] | None = Field(
         None, description="Band study: named band subsets to compare, e.g. {'rgb': ['band_4', 'band_3', 'band_2'], "
@@ -63,6 +62,13 @@ def _run(context: AssetExecutionContext, config: ExperimentConfig, settings: Pip
     return pd.DataFrame(rows)
 
 
+def _headline(report: ExperimentReport) -> dict[str, float]:
+    """Each variant x architecture's mean test F1."""
+    test = report.summary[report.summary["split"] == "test"]
+    return {f"test_f1_{r.variant}_{r.architecture}".replace(" ", "_").replace("+", "_"): float(r.f1_mean)
+            for r in test.itertuples()}
+
+
 def _experiment_asset(settings: PipelineSettings, name: str, description: str,
                       variants: Callable[[TrainingSet, ExperimentConfig], list[Variant]],
                       write: Callable[[pd.DataFrame, Path, MlflowLinks, dict], ExperimentReport]) -> AssetsDefinition:
@@ -71,24 +77,19 @@ def _experiment_asset(settings: PipelineSettings, name: str, description: str,
     def _experiment(context: AssetExecutionContext, config: ExperimentConfig, data_store: DataStore,
                     mlflow_tracking: MlflowTracking) -> MaterializeResult:
         layout = data_store.layout
-        samples = TrainingSet.load(layout.training_set(MANUAL))
+        samples = TrainingSet.load(layout.training_set(LabelSource.MANUAL))
         table = _run(context, config, settings, samples, variants(samples, config))
-        links = MlflowLinks(mlflow_tracking.resolved_tracking_uri(), mlflow_tracking.experiment_id())
         run_config = {**config.model_dump(exclude_none=True), "architectures": list(settings.architectures),
                       "folds": settings.n_folds, "training_set_id": samples.set_id}
-        with atomic_directory(layout.reports / name) as staging:
-            table.to_parquet(staging / TABLE, index=False)
-            table.to_csv(staging / "table.csv", index=False)
-            report = write(table, staging, links, run_config)
-            test = report.summary[report.summary["split"] == "test"]
-            metrics = {f"test_f1_{r.variant}_{r.architecture}".replace(" ", "_").replace("+", "_"): float(r.f1_mean)
-                       for r in test.itertuples()}
-            run_id = mlflow_tracking.log_report(name.replace("_", " "), staging, metrics,
-                                                {"dagster.run_id": context.run.run_id, "landslide.report": name})
-        folder = layout.reports / name
-        report = ExperimentReport(folder / REPORT, [folder / p.name for p in report.plots], report.summary)
-        return MaterializeResult(metadata={**report_metadata(report, run_id), "n_models": len(table) // 2,
-                                           "path": MetadataValue.path(str(folder / TABLE))})
+
+        def write_all(staging: Path, links: MlflowLinks) -> ExperimentReport:
+            table.to_parquet(staging / EXPERIMENT_TABLE, index=False)
+            table.to_csv(staging / csv_twin(EXPERIMENT_TABLE), index=False)
+            return write(table, staging, links, run_config)
+
+        published = publish_report(context, mlflow_tracking, layout.report(name), name, write_all, _headline)
+        return MaterializeResult(metadata={**published.metadata(), "n_models": len(table) // 2,
+                                           "path": MetadataValue.path(str(layout.report(name) / EXPERIMENT_TABLE))})
 
     return _experiment
 
@@ -97,13 +98,8 @@ def _schema_check(asset_def: AssetsDefinition, name: str) -> AssetChecksDefiniti
     @asset_check(asset=asset_def, name=f"{name}_schema", blocking=True,
                  description="pandera ExperimentTable: scores in range, unique keys, every fold of every variant")
     def _check(data_store: DataStore) -> AssetCheckResult:
-        table = pd.read_parquet(data_store.layout.reports / name / TABLE)
-        try:
-            ExperimentTable.validate(table, lazy=True)
-        except pa.errors.SchemaErrors as err:
-            return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata={
-                "failures": MetadataValue.md(err.failure_cases.head(50).to_markdown(index=False))})
-        return AssetCheckResult(passed=True, metadata={"rows": len(table)})
+        table = pd.read_parquet(data_store.layout.report(name) / EXPERIMENT_TABLE)
+        return schema_failures(ExperimentTable, table) or AssetCheckResult(passed=True, metadata={"rows": len(table)})
 
     return _check
 

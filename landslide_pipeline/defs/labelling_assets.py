@@ -10,32 +10,29 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
-import pandera.pandas as pa
 from dagster import (
-    AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AutomationCondition,
+    AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, AutomationCondition,
     Config,
     MaterializeResult, MetadataValue, asset, asset_check,
 )
 from pydantic import Field
 
+from landslide_pipeline.defs.checks import schema_failures
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore
-from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
-from landslide_pipeline.layout import LABEL_INDEX, TILE_INDEX
 from landslide_pipeline.geo.mosaic import mosaic_vrt
 from landslide_pipeline.geo.survey import find_survey_files
 from landslide_pipeline.geo.synthetic import GROUND_TRUTH_NAME
 from landslide_pipeline.labelling.agreement import agreement_table, survey_agreement
 from landslide_pipeline.labelling.rules import load_rules
-from landslide_pipeline.labelling.tiles import MASKS, TileMasks, label_survey_objects
-from landslide_pipeline.layout import DataLayout, validate_survey_id
+from landslide_pipeline.labelling.tiles import TileMasks, label_survey_objects
+from landslide_pipeline.layout import (
+    LABEL_INDEX, MASK_FOLDER, OBIA_THRESHOLDS, TILE_INDEX, DataLayout, LabelSource,
+)
 from landslide_pipeline.schemas import LabelAgreement, ObiaSegments, TileIndex
 from landslide_pipeline.storage import atomic_directory, atomic_file
 
-OBIA = "obia"
-MANUAL = "manual"
 SEGMENTS = "segments.parquet"
-THRESHOLDS = "thresholds.json"
 DEFAULT_RULES = "configs/obia_rules.toml"
 
 
@@ -54,7 +51,7 @@ class ObiaConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"geotiff", "parquet"},
-       deps=[raw_survey, survey_tiles, manual_labels], code_version="1",
+       deps=["raw_survey", "survey_tiles", "manual_labels"], code_version="1",
        automation_condition=AutomationCondition.eager())
 def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: DataStore) -> MaterializeResult:
     """Object-oriented landslide masks on every tile's grid, in the manual labels' layout.
@@ -75,7 +72,7 @@ def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: 
     rules = load_rules(Path(config.rules_path))
     reference = _manual_samples(layout, survey_id) if rules.needs_samples() and config.samples_from_manual else None
     files = find_survey_files(layout.raw_survey(survey_id))
-    with tempfile.TemporaryDirectory() as scratch, atomic_directory(layout.labels(OBIA, survey_id)) as staging:
+    with tempfile.TemporaryDirectory() as scratch, atomic_directory(layout.labels(LabelSource.OBIA, survey_id)) as staging:
         image = files.image
         if len(files.images) > 1:  # a mosaic of crops: segment the whole scene through its virtual mosaic
             image = Path(scratch) / "scene.vrt"
@@ -85,7 +82,7 @@ def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: 
         ObiaSegments.validate(result.segments)
         result.labels.to_parquet(staging / LABEL_INDEX, index=False)
         result.segments.to_parquet(staging / SEGMENTS, index=False)
-        (staging / THRESHOLDS).write_text(json.dumps(
+        (staging / OBIA_THRESHOLDS).write_text(json.dumps(
             {"rules": rules.source, "thresholds": result.thresholds, "summary": result.summary}, indent=2, default=str))
     thresholds = pd.DataFrame(result.thresholds)
     context.log.info("thresholds used:\n" + thresholds.to_string(index=False))
@@ -96,19 +93,19 @@ def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: 
         "samples_from_manual": reference is not None,
         "thresholds": MetadataValue.md(thresholds.to_markdown(index=False, floatfmt=".4g")),
         "summary": MetadataValue.json(json.loads(json.dumps(result.summary, default=str))),
-        "path": MetadataValue.path(str(layout.labels(OBIA, survey_id))),
+        "path": MetadataValue.path(str(layout.labels(LabelSource.OBIA, survey_id))),
     })
 
 
 def _manual_samples(layout: DataLayout, survey_id: str) -> TileMasks | None:
-    folder = layout.labels(MANUAL, survey_id)
+    folder = layout.labels(LabelSource.MANUAL, survey_id)
     if not (folder / LABEL_INDEX).is_file():
         return None
-    return TileMasks(pd.read_parquet(folder / LABEL_INDEX), folder / MASKS)
+    return TileMasks(pd.read_parquet(folder / LABEL_INDEX), folder / MASK_FOLDER)
 
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"pandas", "parquet"},
-       deps=[obia_labels, manual_labels], code_version="1", automation_condition=AutomationCondition.eager())
+       deps=[obia_labels, "manual_labels"], code_version="1", automation_condition=AutomationCondition.eager())
 def label_agreement(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
     """Per survey: object-oriented labels scored against the manual ones over their common tiles
     (precision, recall, F1, IoU, accuracy, kappa), and both against the ground truth when the
@@ -117,14 +114,14 @@ def label_agreement(context: AssetExecutionContext, data_store: DataStore) -> Ma
     layout = data_store.layout
     survey_id = context.partition_key
     sources = {name: (pd.read_parquet(layout.labels(name, survey_id) / LABEL_INDEX), layout.labels(name, survey_id))
-               for name in (OBIA, MANUAL) if (layout.labels(name, survey_id) / LABEL_INDEX).is_file()}
+               for name in (LabelSource.OBIA, LabelSource.MANUAL) if (layout.labels(name, survey_id) / LABEL_INDEX).is_file()}
     truth = layout.raw_survey(survey_id) / GROUND_TRUTH_NAME
-    table = agreement_table(survey_agreement(survey_id, sources, OBIA, MANUAL, truth if truth.is_file() else None))
+    table = agreement_table(survey_agreement(survey_id, sources, LabelSource.OBIA, LabelSource.MANUAL, truth if truth.is_file() else None))
     with atomic_file(agreement_path(layout, survey_id)) as tmp:
         table.to_parquet(tmp, index=False)
     shown = table[["source", "reference", "n_tiles", "precision", "recall", "f1", "iou", "kappa"]]
     context.log.info(f"label agreement of {survey_id}:\n" + shown.to_string(index=False))
-    against_manual = table[(table["source"] == OBIA) & (table["reference"] == MANUAL)]
+    against_manual = table[(table["source"] == LabelSource.OBIA) & (table["reference"] == LabelSource.MANUAL)]
     return MaterializeResult(metadata={
         "rows": len(table), "table": MetadataValue.md(shown.to_markdown(index=False, floatfmt=".3f")),
         **({"obia_vs_manual_f1": float(against_manual["f1"].iloc[0])} if len(against_manual) else {}),
@@ -138,12 +135,9 @@ def label_agreement_schema(context: AssetCheckExecutionContext, data_store: Data
     layout = data_store.layout
     survey_id = context.op_execution_context.partition_key
     table = pd.read_parquet(agreement_path(layout, survey_id))
-    try:
-        LabelAgreement.validate(table, lazy=True)
-    except pa.errors.SchemaErrors as err:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata={
-            "failures": MetadataValue.md(err.failure_cases.head(50).to_markdown(index=False))})
-    both = all((layout.labels(name, survey_id) / LABEL_INDEX).is_file() for name in (OBIA, MANUAL))
-    compared = bool(((table["source"] == OBIA) & (table["reference"] == MANUAL)).any())
+    if (failed := schema_failures(LabelAgreement, table)) is not None:
+        return failed
+    both = all((layout.labels(name, survey_id) / LABEL_INDEX).is_file() for name in (LabelSource.OBIA, LabelSource.MANUAL))
+    compared = bool(((table["source"] == LabelSource.OBIA) & (table["reference"] == LabelSource.MANUAL)).any())
     return AssetCheckResult(passed=compared or not both, metadata={
         "rows": len(table), "both_sources": both, "obia_vs_manual_row": compared})

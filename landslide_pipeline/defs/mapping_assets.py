@@ -18,19 +18,16 @@ from pydantic import Field
 
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
-from landslide_pipeline.defs.survey_assets import raw_survey
 from landslide_pipeline.geo.changes import ChangeRules, change_summary, detect_changes, previous_survey
 from landslide_pipeline.geo.survey import find_survey_files
-from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.layout import (
+    CHANGES_POLYGONS, CHANGES_SUMMARY, CHANGES_TABLE, MAP_FACTS, MAP_MASK, MAP_POLYGONS, MAP_PROBABILITY, DataLayout,
+)
 from landslide_pipeline.mapping import (
     LANDSLIDES_LAYER, PredictionSpec, VectorizeSpec, predict_survey, vectorize_landslides, write_geopackage,
 )
-from landslide_pipeline.mapping.predict import MASK_NAME, PROBABILITY_NAME
 from landslide_pipeline.storage import atomic_directory
 
-LANDSLIDES = "landslides.gpkg"
-MAP_FACTS = "map.json"
-SUMMARY = "summary.json"
 
 
 class MappingConfig(Config):
@@ -46,7 +43,7 @@ class MappingConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="mapping", kinds={"pytorch", "geotiff", "geopackage"},
-       deps=[raw_survey, "champion_model"], code_version="2", automation_condition=AutomationCondition.eager())
+       deps=["raw_survey", "champion_model"], code_version="2", automation_condition=AutomationCondition.eager())
 def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_store: DataStore,
                   mlflow_tracking: MlflowTracking) -> MaterializeResult:
     """The survey's landslide map from the registered model (alias ``champion`` by default): a
@@ -65,15 +62,15 @@ def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_st
         context.log.info(f"mapping {survey_id} with {mlflow_tracking.registered_model_name} v{version} "
                          f"(@{config.model_alias}, run {run_id})")
         report = predict_survey(files, model_dir, staging, spec)
-        polygons = vectorize_landslides(staging / MASK_NAME, staging / PROBABILITY_NAME, staging / LANDSLIDES,
+        polygons = vectorize_landslides(staging / MAP_MASK, staging / MAP_PROBABILITY, staging / MAP_POLYGONS,
                                         VectorizeSpec(min_area_m2=config.min_area_m2, simplify_m=config.simplify_m))
         facts = {"survey_id": survey_id, "model": mlflow_tracking.registered_model_name, "alias": config.model_alias,
                  "version": version, "mlflow_run_id": run_id, "config": config.model_dump(),
                  "n_landslides": len(polygons), "landslide_area_m2": float(polygons["area_m2"].sum()),
                  **report.to_dict(),
                  # The report names the staging files; the map's files are these once it is renamed.
-                 "probability": str(layout.map(survey_id) / PROBABILITY_NAME),
-                 "mask": str(layout.map(survey_id) / MASK_NAME)}
+                 "probability": str(layout.map(survey_id) / MAP_PROBABILITY),
+                 "mask": str(layout.map(survey_id) / MAP_MASK)}
         (staging / MAP_FACTS).write_text(json.dumps(facts, indent=2, default=str))
     return MaterializeResult(metadata={
         "mapped": True, "model_version": version, "model_alias": config.model_alias, "mlflow_run_id": run_id,
@@ -86,9 +83,9 @@ def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_st
 class ChangeConfig(Config):
     """When a landslide counts as grown, and how much new or grown area raises the warning."""
 
-    min_growth_m2: float = 50.0
-    min_growth_fraction: float = 0.2
-    min_overlap_m2: float = 1.0
+    min_growth_m2: float = Field(50.0, description="A landslide is grown when its area gain (m2) reaches this...")
+    min_growth_fraction: float = Field(0.2, description="...and its relative gain reaches this.")
+    min_overlap_m2: float = Field(1.0, description="Overlap (m2) from which two surveys' polygons are one landslide.")
     alert_area_m2: float = Field(500.0, description="New + grown area (m2) above which the check warns.")
 
 
@@ -109,21 +106,21 @@ def landslide_changes(context: AssetExecutionContext, config: ChangeConfig, data
     rules = ChangeRules(config.min_growth_m2, config.min_growth_fraction, config.min_overlap_m2, config.alert_area_m2)
     records = _survey_records(layout, context.instance.get_dynamic_partitions(survey_partitions.name))
     previous = previous_survey(records, survey_id) if any(r["survey_id"] == survey_id for r in records) else None
-    current_map = layout.map(survey_id) / LANDSLIDES
+    current_map = layout.map(survey_id) / MAP_POLYGONS
     with atomic_directory(layout.changes(survey_id)) as staging:
         if previous is None or not current_map.is_file():
             summary = {"previous": None, "alert": False, "alert_area_m2": config.alert_area_m2,
                        "note": "no earlier survey of this site, or no map"}
         else:
-            previous_map = layout.map(previous) / LANDSLIDES
+            previous_map = layout.map(previous) / MAP_POLYGONS
             if not previous_map.is_file():
                 raise FileNotFoundError(f"{previous_map}: materialize landslide_map for {previous} first")
             changes = detect_changes(gpd.read_file(previous_map, layer=LANDSLIDES_LAYER),
                                      gpd.read_file(current_map, layer=LANDSLIDES_LAYER), rules)
-            write_geopackage(changes, staging / "changes.gpkg", layer="changes")
-            changes.to_parquet(staging / "changes.parquet", index=False)
+            write_geopackage(changes, staging / CHANGES_POLYGONS, layer="changes")
+            changes.to_parquet(staging / CHANGES_TABLE, index=False)
             summary = {"previous": previous, **change_summary(changes, rules), "alert_area_m2": config.alert_area_m2}
-        (staging / SUMMARY).write_text(json.dumps(summary, indent=2))
+        (staging / CHANGES_SUMMARY).write_text(json.dumps(summary, indent=2))
     context.log.info(f"changes of {survey_id} since {previous}: {summary}")
     return MaterializeResult(metadata={**{k: v for k, v in summary.items() if v is not None},
                                        "path": MetadataValue.path(str(layout.changes(survey_id)))})
@@ -132,7 +129,7 @@ def landslide_changes(context: AssetExecutionContext, config: ChangeConfig, data
 @asset_check(asset=landslide_changes, description="Warns when new + grown landslide area exceeds the alert area.")
 def landslide_change_alert(context: AssetCheckExecutionContext, data_store: DataStore) -> AssetCheckResult:
     survey_id = context.op_execution_context.partition_key
-    summary = json.loads((data_store.layout.changes(survey_id) / SUMMARY).read_text())
+    summary = json.loads((data_store.layout.changes(survey_id) / CHANGES_SUMMARY).read_text())
     flagged = summary.get("flagged_area_m2", 0.0)
     return AssetCheckResult(passed=not summary["alert"], severity=AssetCheckSeverity.WARN, metadata={
         "previous_survey": summary["previous"] or "none", "flagged_area_m2": flagged,

@@ -9,6 +9,7 @@ import mlflow
 import numpy as np
 import torch
 from dagster import ConfigurableResource
+from pydantic import Field
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
@@ -41,7 +42,7 @@ def model_metadata(spec: ModelSpec) -> dict:
 class DataStore(ConfigurableResource):
     """The data folder; relative paths resolve against the working directory (the project root)."""
 
-    root: str = "data"
+    root: str = Field("data", description="The data folder (raw surveys and every output).")
 
     @property
     def layout(self) -> DataLayout:
@@ -55,10 +56,10 @@ class MlflowTracking(ConfigurableResource):
     registry, with artifacts (models) as files under ``artifact_root``.
     """
 
-    tracking_uri: str = DEFAULT_TRACKING_URI
-    artifact_root: str = "mlruns/artifacts"
-    experiment_name: str = "landslide-pipeline"
-    registered_model_name: str = "landslide-segmenter"
+    tracking_uri: str = Field(DEFAULT_TRACKING_URI, description="MLflow tracking store (runs and registry).")
+    artifact_root: str = Field("mlruns/artifacts", description="Where a new experiment keeps its model files.")
+    experiment_name: str = Field("landslide-pipeline", description="The MLflow experiment of every run.")
+    registered_model_name: str = Field("landslide-segmenter", description="The registered model the champion joins.")
 
     def resolved_tracking_uri(self) -> str:
         return resolve_tracking_uri(self.tracking_uri)

@@ -12,7 +12,7 @@ from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.geo.labels import drop_empty_tiles, has_labels, label_survey
 from landslide_pipeline.geo.survey import find_survey_files, inspect_survey, survey_fingerprint
 from landslide_pipeline.geo.tiling import TilingSpec, tile_survey
-from landslide_pipeline.layout import LABEL_INDEX, TILE_INDEX
+from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, TILE_INDEX, LabelSource
 from landslide_pipeline.schemas import TileIndex
 from landslide_pipeline.storage import atomic_directory, atomic_file
 
@@ -72,7 +72,7 @@ class LabelConfig(Config):
 
     min_landslide_fraction: float = Field(0.0, description="A tile with at most this landslide share is empty.")
     keep_empty_fraction: float = Field(1.0, description="Share of empty tiles kept for training (seeded).")
-    seed: int = 0
+    seed: int = Field(0, description="Seed of the choice of empty tiles to keep.")
 
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"geotiff", "parquet"},
@@ -91,9 +91,9 @@ def manual_labels(context: AssetExecutionContext, config: LabelConfig, data_stor
         context.log.warning(f"survey {survey_id} has no labels: no manual labels")
         return MaterializeResult(metadata={"labelled": False})
     index = gpd.read_parquet(layout.tiles(survey_id) / TILE_INDEX)
-    with atomic_directory(layout.labels("manual", survey_id)) as staging:
+    with atomic_directory(layout.labels(LabelSource.MANUAL, survey_id)) as staging:
         labelled = label_survey(files, index, staging)
-        labelled = drop_empty_tiles(labelled, staging / "masks", config.min_landslide_fraction,
+        labelled = drop_empty_tiles(labelled, staging / MASK_FOLDER, config.min_landslide_fraction,
                                     config.keep_empty_fraction, config.seed)
         TileIndex.validate(labelled)
         labelled.to_parquet(staging / LABEL_INDEX, index=False)

@@ -12,14 +12,13 @@ from pydantic import Field
 
 from landslide_pipeline.defs.partitions import model_partitions, survey_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
-from landslide_pipeline.defs.labelling_assets import obia_labels
-from landslide_pipeline.defs.survey_assets import manual_labels
+from landslide_pipeline.layout import TRAINING_FOLDS, LabelSource
 from landslide_pipeline.schemas import FoldAssignment
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.checkpoint import config_digest
 from landslide_pipeline.training.dataset import (
-    FOLDS, LabelledSurvey, Reference, TrainingSet, build_training_set, labelled_surveys,
+    LabelledSurvey, Reference, TrainingSet, build_training_set, labelled_surveys,
 )
 from landslide_pipeline.training.fold_models import fold_data, train_fold_model
 from landslide_pipeline.training.folds import TEST_FOLD, assign_folds, inherit_folds
@@ -27,48 +26,50 @@ from landslide_pipeline.training.loop import EpochReport, pick_device
 from landslide_pipeline.training.performance import retain_freed_memory
 from landslide_pipeline.training.profiles import TrainingProfile, resolve_profile
 
-#: Label sources a training set can be built from, and the asset-name prefix of each chain.
-MANUAL, OBIA = "manual", "obia"
-ASSET_PREFIX = {MANUAL: "", OBIA: "obia_"}
+#: The asset-name prefix of each label source's chain.
+ASSET_PREFIX = {LabelSource.MANUAL: "", LabelSource.OBIA: "obia_"}
 
 
 class TrainingSetConfig(Config):
     """Fold assignment and test split; the fold count comes from LANDSLIDE_FOLDS. (Augmentation is
     drawn online while training: see the model training config.)"""
 
-    fold_strategy: Literal["random", "spatial"] = "spatial"
-    block_tiles: int = 2
-    test_fraction: float = 0.15  # ignored when a survey has role = "test": its tiles are the test split
-    use_terrain: bool = True
-    seed: int = 0
+    fold_strategy: Literal["random", "spatial"] = Field(
+        "spatial", description="spatial: blocks of neighbouring tiles share a fold; random: tile by tile.")
+    block_tiles: int = Field(2, description="Side of a spatial block, in tiles.")
+    test_fraction: float = Field(0.15, description="Share of the blocks held out as the test split; ignored when a "
+                                                   "survey has role = \"test\" (its tiles are the test split).")
+    use_terrain: bool = Field(True, description="Add the DEM's slope as an input band (surveys need a DEM).")
+    seed: int = Field(0, description="Seed of the fold assignment and the test split.")
 
 
 class ModelTrainingConfig(Config):
     """A named profile (``cpu``, ``paper-a``, ``paper-b``), any field of which can be overridden."""
 
-    profile: Literal["cpu", "paper-a", "paper-b"] = "cpu"
-    width: float | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    optimizer: str | None = Field(None, description="adam or adamw")
-    weight_decay: float | None = None
+    profile: Literal["cpu", "paper-a", "paper-b"] = Field(
+        "cpu", description="cpu: chosen by measurement for 2 cores; paper-a, paper-b: the studies' settings.")
+    width: float | None = Field(None, description="Channel multiplier of the architecture (1.0: as published).")
+    epochs: int | None = Field(None, description="Epochs; the best validation epoch is kept.")
+    batch_size: int | None = Field(None, description="Tiles per optimiser step.")
+    learning_rate: float | None = Field(None, description="Peak learning rate.")
+    optimizer: str | None = Field(None, description="adam or adamw.")
+    weight_decay: float | None = Field(None, description="Weight decay (decoupled with adamw).")
     schedule: str | None = Field(
-        None, description="step: lr x gamma every step_size epochs; cosine: warm-up, then a half cosine")
-    warmup_epochs: float | None = None
-    step_size: int | None = None
-    gamma: float | None = None
-    loss: str | None = None  # a name in training.losses.LOSSES
-    seed: int | None = None
-    precision: str | None = None  # fp32, bf16 or auto (bf16 where the CPU has native bf16)
-    draws: int | None = Field(None, description="Fresh augmented variants of each tile per epoch (study B: 5).")
-    geometric_p: float | None = None
-    max_rotation_deg: float | None = None
-    crop_scale: list[float] | None = None
-    photometric_p: float | None = None
-    contrast: float | None = None
-    brightness: float | None = None
-    noise_std: float | None = None
+        None, description="step: lr x gamma every step_size epochs; cosine: warm-up, then a half cosine.")
+    warmup_epochs: float | None = Field(None, description="Linear warm-up of the cosine schedule, in epochs.")
+    step_size: int | None = Field(None, description="Epochs between learning-rate steps of the step schedule.")
+    gamma: float | None = Field(None, description="Factor of each learning-rate step.")
+    loss: str | None = Field(None, description="ce, weighted_ce, dice, focal or ce_dice.")
+    seed: int | None = Field(None, description="Seed of the initial weights, the shuffling and the augmentation.")
+    precision: str | None = Field(None, description="fp32, bf16 or auto (bf16 where the CPU has native bf16).")
+    draws: int | None = Field(None, description="Fresh augmented variants of each tile per epoch (study B's x5: 5).")
+    geometric_p: float | None = Field(None, description="Share of draws rotated and crop-resized.")
+    max_rotation_deg: float | None = Field(None, description="Largest rotation of a draw, in degrees.")
+    crop_scale: list[float] | None = Field(None, description="Range of the crop side, as a share of the tile side.")
+    photometric_p: float | None = Field(None, description="Share of draws with contrast, brightness and noise.")
+    contrast: float | None = Field(None, description="Contrast factor drawn from [1 - contrast, 1 + contrast].")
+    brightness: float | None = Field(None, description="Brightness offset bound, in band standard deviations.")
+    noise_std: float | None = Field(None, description="Gaussian noise, in band standard deviations.")
 
     def resolve(self) -> TrainingProfile:
         return resolve_profile(self.profile, **self.model_dump(exclude={"profile"}))
@@ -79,8 +80,8 @@ def fold_table(surveys: list[LabelledSurvey], config: TrainingSetConfig, n_folds
     """The folds of the surveys' tiles: inherited from another label source's training set when
     ``inherit_from`` holds one (same folds and test split on the tiles they share), else assigned."""
     tiles = pd.concat([s.tiles for s in surveys], ignore_index=True)
-    if inherit_from is not None and (inherit_from / FOLDS).is_file():
-        return inherit_folds(tiles, pd.read_parquet(inherit_from / FOLDS))
+    if inherit_from is not None and (inherit_from / TRAINING_FOLDS).is_file():
+        return inherit_folds(tiles, pd.read_parquet(inherit_from / TRAINING_FOLDS))
     test_surveys = tuple(s.tiles["survey_id"].iloc[0] for s in surveys if s.role == "test")
     block_px = config.block_tiles * int(tiles["height"].max())
     return assign_folds(tiles, n_folds, config.seed, config.fold_strategy, block_px, config.test_fraction, test_surveys)
@@ -89,8 +90,8 @@ def fold_table(surveys: list[LabelledSurvey], config: TrainingSetConfig, n_folds
 def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinition:
     """The training set of one label source. The object-oriented one inherits the manual set's
     folds and test split and keeps the manual masks as its scoring reference, when they exist."""
-    upstream = manual_labels if source == MANUAL else obia_labels
-    deps = [upstream] if source == MANUAL else [upstream, f"{ASSET_PREFIX[MANUAL]}training_set"]
+    upstream = f"{source}_labels"
+    deps = [upstream] if source == LabelSource.MANUAL else [upstream, "training_set"]
 
     @asset(name=f"{ASSET_PREFIX[source]}training_set", group_name="training", kinds={"numpy", "parquet"},
            deps=deps, code_version="3")
@@ -100,14 +101,14 @@ def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinit
         survey_ids = context.instance.get_dynamic_partitions(survey_partitions.name)
         surveys = labelled_surveys(layout, survey_ids, source)
         if not surveys:
-            raise ValueError(f"no survey has {source} labels: materialize {upstream.key.to_user_string()} "
-                             "of a survey first" + (" (add landslides.gpkg to it)" if source == MANUAL else ""))
-        manual_set = layout.training_set(MANUAL) if source != MANUAL else None
+            raise ValueError(f"no survey has {source} labels: materialize {upstream} "
+                             "of a survey first" + (" (add landslides.gpkg to it)" if source == LabelSource.MANUAL else ""))
+        manual_set = layout.training_set(LabelSource.MANUAL) if source != LabelSource.MANUAL else None
         folds = fold_table(surveys, config, settings.n_folds, manual_set)
         FoldAssignment.validate(folds[list(FoldAssignment.to_schema().columns)])
         reference = None
-        if manual_set is not None and (manual_set / FOLDS).is_file():
-            reference = Reference(MANUAL, {s: layout.labels(MANUAL, s) / "masks" for s in folds["survey_id"].unique()})
+        if manual_set is not None and (manual_set / TRAINING_FOLDS).is_file():
+            reference = Reference(LabelSource.MANUAL, {s: layout.label_masks(LabelSource.MANUAL, s) for s in folds["survey_id"].unique()})
             context.log.info(f"{len(folds)} tiles inherit the manual training set's folds; scored against manual masks")
         with atomic_directory(layout.training_set(source)) as staging:
             samples = build_training_set(surveys, folds, config.use_terrain, staging, reference, source)
@@ -126,7 +127,7 @@ def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinit
         f"Every tile with {source} labels of every survey, stored once as arrays read tile by tile, a "
         "held-out test split and a k-fold assignment in spatial blocks (augmentation is drawn afresh "
         "every epoch while training)."
-        + ("" if source == MANUAL else " It inherits the manual training set's folds and test split when "
+        + ("" if source == LabelSource.MANUAL else " It inherits the manual training set's folds and test split when "
            "there is one, and keeps the manual masks to score against."))
     return _training_set
 
@@ -198,7 +199,7 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
     return _trained_model
 
 
-def build_training_assets(settings: PipelineSettings, source: str = MANUAL) -> list[AssetsDefinition]:
+def build_training_assets(settings: PipelineSettings, source: str = LabelSource.MANUAL) -> list[AssetsDefinition]:
     """The training set and the model assets of one label source (``training_set`` and
     ``trained_model`` for manual labels, ``obia_training_set`` and ``obia_trained_model`` for
     object-oriented ones); the model partitions depend on the settings."""

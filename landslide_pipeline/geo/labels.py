@@ -29,6 +29,7 @@ from landslide_pipeline.geo.labelme import LabelmeDocument, labelme_mask, read_l
 from landslide_pipeline.geo.mosaic import open_scene
 from landslide_pipeline.geo.survey import SurveyFiles
 from landslide_pipeline.geo.tile_writer import BackgroundWrites, TileProfile, TileWriter
+from landslide_pipeline.layout import MASK_FOLDER
 
 SceneLabels = gpd.GeoDataFrame | LabelmeDocument
 
@@ -102,7 +103,7 @@ def write_label_masks(tile_index: gpd.GeoDataFrame, labels: SceneLabels, out_dir
     Returns:
         ``tile_index`` with a ``landslide_fraction`` column added.
     """
-    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    (out_dir / MASK_FOLDER).mkdir(parents=True, exist_ok=True)
     if isinstance(labels, gpd.GeoDataFrame):
         labels = labels.to_crs(tile_index.crs)
     first = tile_index.iloc[0]
@@ -113,7 +114,7 @@ def write_label_masks(tile_index: gpd.GeoDataFrame, labels: SceneLabels, out_dir
     with BackgroundWrites() as writes:
         for tile in tile_index.itertuples():
             mask = _tile_mask(labels, tile, writer.transform(tile.row_off, tile.col_off))
-            writes.submit(writer.prepare(out_dir / "masks" / f"{tile.tile_id}.tif", mask[None], tile.row_off,
+            writes.submit(writer.prepare(out_dir / MASK_FOLDER / f"{tile.tile_id}.tif", mask[None], tile.row_off,
                                          tile.col_off))
             fractions.append(float(mask.mean()))
     return tile_index.assign(landslide_fraction=fractions)

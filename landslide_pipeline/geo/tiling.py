@@ -36,6 +36,7 @@ from landslide_pipeline.geo.rasters import alpha_band, check_dtype, invalid_pixe
 from landslide_pipeline.geo.survey import SurveyFiles
 from landslide_pipeline.geo.terrain import dem_on_grid, pixel_size_m, terrain_bands, terrain_margin
 from landslide_pipeline.geo.tile_writer import BackgroundWrites, TileProfile, TileWriter
+from landslide_pipeline.layout import TILE_IMAGES, TILE_TERRAIN
 
 __all__ = ["TilingSpec", "plan_windows", "tile_id", "tile_offsets", "tile_scene", "tile_survey"]
 
@@ -85,7 +86,7 @@ def tile_scene(survey_id: str, files: SurveyFiles, out_dir: Path, spec: TilingSp
         SurveyInputError: unreadable pixels, a scene smaller than a tile, or no tile left
             after the nodata filter.
     """
-    (out_dir / "image").mkdir(parents=True, exist_ok=True)
+    (out_dir / TILE_IMAGES).mkdir(parents=True, exist_ok=True)
     name = files.images[0] if len(files.images) == 1 else files.config.source
     dem_file = open_raster(files.dem) if files.dem else nullcontext(None)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(files.images) as image, dem_file as dem:
@@ -94,7 +95,7 @@ def tile_scene(survey_id: str, files: SurveyFiles, out_dir: Path, spec: TilingSp
         rows_offsets, col_offsets = _offsets(name, image, spec)
         writers = _writers(image, bands, validity, files, spec, dem is not None)
         if dem is not None:
-            (out_dir / "terrain").mkdir(exist_ok=True)
+            (out_dir / TILE_TERRAIN).mkdir(exist_ok=True)
         reader = _StripReader(name, image, bands, validity, spec.tile_size)
         # Read once here: while tiling, only the reader thread may touch the image.
         crs, transform = image.crs, image.transform
@@ -139,11 +140,11 @@ def _writers(image: rasterio.DatasetReader, bands: tuple[int, ...], validity: _V
              spec: TilingSpec, with_terrain: bool) -> dict[str, TileWriter]:
     size, sample = spec.tile_size, image.transform
     descriptions = tuple(image.descriptions[b - 1] for b in bands)
-    writers = {"image": TileWriter(TileProfile(size, size, len(bands), image.dtypes[0], image.crs, validity.nodata,
+    writers = {TILE_IMAGES: TileWriter(TileProfile(size, size, len(bands), image.dtypes[0], image.crs, validity.nodata,
                                                descriptions, spec.compress), sample)}
     if with_terrain:
         names = files.config.terrain_bands
-        writers["terrain"] = TileWriter(TileProfile(size, size, len(names), "float32", image.crs, math.nan, names,
+        writers[TILE_TERRAIN] = TileWriter(TileProfile(size, size, len(names), "float32", image.crs, math.nan, names,
                                                     spec.compress), sample)
     return writers
 
@@ -240,7 +241,7 @@ def _tile_row(row: int, cols: list[int], strip: np.ndarray, invalid: np.ndarray 
               spec: TilingSpec, writers: dict[str, TileWriter],
               out_dir: Path) -> tuple[list[Callable[[], None]], list[tuple[int, int, float]]]:
     """Copies the kept tiles of one tile row out of the strip; returns their write jobs and index rows."""
-    size, col0, n_bands = spec.tile_size, cols[0], writers["image"].profile.count
+    size, col0, n_bands = spec.tile_size, cols[0], writers[TILE_IMAGES].profile.count
     jobs, kept = [], []
     for col in cols:
         x = col - col0
@@ -249,9 +250,9 @@ def _tile_row(row: int, cols: list[int], strip: np.ndarray, invalid: np.ndarray 
             continue
         name = tile_id(row, col)
         # Plain strings: pathlib costs more per tile than writing a small tile to tmpfs.
-        jobs.append(writers["image"].prepare(f"{out_dir}/image/{name}.tif", strip[:n_bands, :, x:x + size], row, col))
+        jobs.append(writers[TILE_IMAGES].prepare(f"{out_dir}/{TILE_IMAGES}/{name}.tif", strip[:n_bands, :, x:x + size], row, col))
         if terrain is not None:
-            jobs.append(writers["terrain"].prepare(f"{out_dir}/terrain/{name}.tif", terrain[:, :, x:x + size],
+            jobs.append(writers[TILE_TERRAIN].prepare(f"{out_dir}/{TILE_TERRAIN}/{name}.tif", terrain[:, :, x:x + size],
                                                    row, col))
         kept.append((row, col, nodata_fraction))
     return jobs, kept

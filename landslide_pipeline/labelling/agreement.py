@@ -14,9 +14,9 @@ import pandas as pd
 import rasterio
 from rasterio.windows import Window
 
+from landslide_pipeline.layout import MASK_FOLDER
 from landslide_pipeline.metrics import ConfusionCounts, confusion_counts, segmentation_metrics
 
-MASKS = "masks"
 
 
 def _read_mask(path: Path) -> np.ndarray:
@@ -42,8 +42,8 @@ def compare_sources(survey_id: str, source: tuple[str, pd.DataFrame, Path],
         raise ValueError(f"survey {survey_id}: {name} and {ref_name} labels share no tile")
     counts = ConfusionCounts()
     for tile_id in common:
-        counts += confusion_counts(_read_mask(folder / MASKS / f"{tile_id}.tif"),
-                                   _read_mask(ref_folder / MASKS / f"{tile_id}.tif"))
+        counts += confusion_counts(_read_mask(folder / MASK_FOLDER / f"{tile_id}.tif"),
+                                   _read_mask(ref_folder / MASK_FOLDER / f"{tile_id}.tif"))
     return _row(survey_id, name, ref_name, len(common), counts)
 
 
@@ -60,7 +60,7 @@ def compare_with_truth(survey_id: str, source: tuple[str, pd.DataFrame, Path], t
     with rasterio.open(truth) as src:
         for tile in table.itertuples():
             reference = src.read(1, window=Window(tile.col_off, tile.row_off, tile.width, tile.height))
-            counts += confusion_counts(_read_mask(folder / MASKS / f"{tile.tile_id}.tif"), reference)
+            counts += confusion_counts(_read_mask(folder / MASK_FOLDER / f"{tile.tile_id}.tif"), reference)
     return _row(survey_id, name, "ground_truth", len(table), counts)
 
 

@@ -20,11 +20,11 @@ from affine import Affine
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from landslide_pipeline.layout import MASK_FOLDER
 from landslide_pipeline.labelling.obia import ReferenceMasks, SceneLabels, label_scene
 from landslide_pipeline.labelling.rules import RuleSet
 from landslide_pipeline.labelling.scene import RasterSource
 
-MASKS = "masks"
 
 
 class TileGridError(ValueError):
@@ -63,12 +63,12 @@ def write_tile_masks(labels: SceneLabels, index: gpd.GeoDataFrame, out_dir: Path
     """
     source = labels.segmentation.source
     check_tile_grid(index, source.height, source.width, source.transform)
-    (out_dir / MASKS).mkdir(parents=True, exist_ok=True)
+    (out_dir / MASK_FOLDER).mkdir(parents=True, exist_ok=True)
     fractions = []
     for tile in index.itertuples():
         mask = labels.mask(tile.row_off, tile.col_off, tile.height, tile.width)
         transform = window_transform(Window(tile.col_off, tile.row_off, tile.width, tile.height), source.transform)
-        with rasterio.open(out_dir / MASKS / f"{tile.tile_id}.tif", "w", driver="GTiff", width=tile.width,
+        with rasterio.open(out_dir / MASK_FOLDER / f"{tile.tile_id}.tif", "w", driver="GTiff", width=tile.width,
                            height=tile.height, count=1, dtype="uint8", crs=source.crs, transform=transform,
                            interleave="band", tiled=False, blockysize=tile.height) as dst:
             dst.write(mask, 1)

@@ -56,14 +56,13 @@ from landslide_pipeline.geo.rasters import alpha_band, check_dtype, invalid_pixe
 from landslide_pipeline.geo.survey import SurveyFiles
 from landslide_pipeline.geo.terrain import BASE_TERRAIN_BANDS, dem_on_grid, pixel_size_m, terrain_bands
 from landslide_pipeline.mapping.outputs import MapGrid, MapWriter
+from landslide_pipeline.layout import MAP_MASK, MAP_PROBABILITY
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
 from landslide_pipeline.nn.segmenter import LANDSLIDE_CLASS
 from landslide_pipeline.training.checkpoint import ANY_SCALING, load_model
 from landslide_pipeline.training.features import TERRAIN_BANDS, input_scaling, tile_features
 from landslide_pipeline.training.loop import pick_device
 
-PROBABILITY_NAME = "probability.tif"
-MASK_NAME = "mask.tif"
 #: Windows per forward pass on CUDA when the spec leaves it open.
 CUDA_BATCH_SIZE = 8
 #: GDAL's block cache (MB); strips are read once, so it mainly serves DEMs and mosaics.
@@ -161,8 +160,8 @@ def predict_survey(files: SurveyFiles, model_dir: Path, out_dir: Path, spec: Pre
     device = device or pick_device()
     model, model_spec = load_model(Path(model_dir), device)
     spec = spec if spec.threshold is not None else replace(spec, threshold=model_spec.threshold)
-    return predict_scene(files.images, model, model_spec.bands, Path(out_dir) / PROBABILITY_NAME,
-                         Path(out_dir) / MASK_NAME, dem=files.dem, image_bands=files.config.bands,
+    return predict_scene(files.images, model, model_spec.bands, Path(out_dir) / MAP_PROBABILITY,
+                         Path(out_dir) / MAP_MASK, dem=files.dem, image_bands=files.config.bands,
                          nodata=files.config.nodata, spec=spec, device=device, image_scaling=model_spec.image_scaling)
 
 

@@ -12,24 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from landslide_pipeline.layout import REPORT, REPORT_SUMMARY
 from landslide_pipeline.reports.markdown import MarkdownReport, MlflowLinks, runs_from_table
-from landslide_pipeline.reports.panels import qualitative_panel
+from landslide_pipeline.reports.panels import PanelTiles, qualitative_panel
 from landslide_pipeline.reports.plots import plot_architectures, plot_comparison, plot_training_size
 
-REPORT = "report.md"
-
-
-@dataclass(frozen=True)
-class PanelTiles:
-    """A few tiles to show, their reference masks and each model's predicted masks."""
-
-    images: np.ndarray  # (N, C, H, W)
-    reference: np.ndarray  # (N, H, W)
-    predictions: Mapping[str, np.ndarray]  # name -> (N, H, W)
-    titles: list[str]
 
 
 @dataclass(frozen=True)
@@ -61,7 +50,7 @@ def write_architecture_report(table: pd.DataFrame, directory: Path, links: Mlflo
     ensembles = table[table["kind"] == "ensemble"] if "kind" in table else table.iloc[:0]
     table = table[table["kind"] == "fold"] if "kind" in table else table
     summary = architecture_summary(table)
-    summary.to_csv(directory / "summary.csv", index=False)
+    summary.to_csv(directory / REPORT_SUMMARY, index=False)
     splits = [s for s in ("validation", "test") if (table["split"] == s).any()]
     plots = [plot_architectures(table, directory / f"architectures_{split}.png", split=split) for split in splits]
     report = MarkdownReport("Architecture comparison").paragraph(
@@ -81,7 +70,7 @@ def write_comparison_report(table: pd.DataFrame, summary: pd.DataFrame, factor: 
                             directory: Path, links: MlflowLinks, config: Mapping[str, Any],
                             panel: PanelTiles | None = None) -> ExperimentReport:
     """A comparison of one factor (label source, input bands) per architecture."""
-    summary.to_csv(directory / "summary.csv", index=False)
+    summary.to_csv(directory / REPORT_SUMMARY, index=False)
     splits = [s for s in ("validation", "test") if (table["split"] == s).any()]
     plots = [plot_comparison(table, factor, directory / f"{factor}_{split}.png", split=split) for split in splits]
     return _finish(MarkdownReport(title).paragraph(note), summary, plots, table, directory, links, config, panel)
@@ -102,7 +91,7 @@ def write_training_size_report(table: pd.DataFrame, directory: Path, links: Mlfl
                                config: Mapping[str, Any]) -> ExperimentReport:
     """Study B's training-set size study: F1 against the number of training tiles."""
     summary = variant_summary(table)
-    summary.to_csv(directory / "summary.csv", index=False)
+    summary.to_csv(directory / REPORT_SUMMARY, index=False)
     # Folds may hold slightly different counts under a cap they do not reach: plot each size once.
     nominal = table.assign(train_tiles=table.groupby("variant")["train_tiles"].transform("max"))
     splits = [s for s in ("validation", "test") if (table["split"] == s).any()]

@@ -8,6 +8,7 @@ colours a reader sees can be checked against the legend without reading pixels b
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,21 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from landslide_pipeline.reports.plots import save_png
+from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.training.evaluate import predict_with_saved_model
+
+#: Test tiles a panel shows.
+PANEL_TILES = 4
+
+
+@dataclass(frozen=True)
+class PanelTiles:
+    """A few tiles to show, their reference masks and each model's predicted masks."""
+
+    images: np.ndarray  # (N, C, H, W)
+    reference: np.ndarray  # (N, H, W)
+    predictions: Mapping[str, np.ndarray]  # name -> (N, H, W)
+    titles: list[str]
 
 Colour = tuple[int, int, int]
 
@@ -177,3 +193,19 @@ def pick_panel_tiles(reference: np.ndarray, n: int, seed: int) -> np.ndarray:
     with_landslides = np.sort(rng.permutation(np.flatnonzero(has_landslide))[:n])
     without = np.sort(rng.permutation(np.flatnonzero(~has_landslide))[:n - len(with_landslides)])
     return np.concatenate([with_landslides, without]).astype(np.int64)
+
+
+def panel_tiles(samples: TrainingSet, models: Mapping[str, Path], n_tiles: int = PANEL_TILES,
+                seed: int = 0) -> PanelTiles:
+    """A few held-out test tiles (validation tiles of fold 0 without a test split), their
+    reference masks and each named model's predictions (at its own threshold)."""
+    pool = samples.test_indices()
+    if len(pool) == 0:
+        pool = samples.split(0)[1]
+    reference_all = samples.scoring_masks(pool)
+    chosen = pick_panel_tiles(reference_all, min(n_tiles, len(pool)), seed)
+    idx = pool[chosen]
+    images = samples.images[idx]
+    predictions = {name: predict_with_saved_model(path, images) for name, path in models.items()}
+    titles = [str(samples.tiles["tile_id"].iloc[i]) for i in idx]
+    return PanelTiles(images, reference_all[chosen], predictions, titles)

@@ -18,21 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from landslide_pipeline.layout import MODEL_CALIBRATION, MODEL_DESCRIPTION, MODEL_WEIGHTS, LabelSource
 from landslide_pipeline.metrics.calibration import ProbabilityHistogram
 from landslide_pipeline.nn import count_parameters, create_model
 from landslide_pipeline.nn.segmenter import BandNormalization, NormalizedNetwork, Segmenter
 
-WEIGHTS = "weights.pt"
-DESCRIPTION = "model.json"
-#: A fold model's validation scores at every threshold (``metrics.calibration``), from which its
-#: own threshold and its ensemble's out-of-fold threshold are chosen.
-CALIBRATION = "calibration.json"
 #: Input scaling of models saved before the contract was recorded: not checked.
 ANY_SCALING = "any"
 #: The ``fold`` of a model that is not one fold's (an ensemble of all of them).
@@ -80,7 +76,7 @@ class ModelSpec:
     bands: list[str]
     image_scaling: str
     members: list[MemberSpec]
-    label_source: str = "manual"
+    label_source: str = LabelSource.MANUAL
     num_classes: int = 2
     threshold: float = 0.5
     flips: bool = False
@@ -143,7 +139,7 @@ class ModelSpec:
             member = MemberSpec(data["architecture"], data["width"], data["fold"], (0.0,) * len(bands),
                                 (1.0,) * len(bands), data.get("parameters", 0), data.get("best_epoch", 0),
                                 data.get("train_seconds", 0.0), data.get("mlflow_run_id", ""))
-            return cls(bands, ANY_SCALING, [member], data.get("label_source", "manual"), data.get("num_classes", 2),
+            return cls(bands, ANY_SCALING, [member], data.get("label_source", LabelSource.MANUAL), data.get("num_classes", 2),
                        mlflow_run_id=data.get("mlflow_run_id", ""))
         members = [MemberSpec(**{**m, "mean": tuple(m["mean"]), "std": tuple(m["std"])}) for m in data["members"]]
         return cls(**{**data, "members": members})
@@ -178,21 +174,21 @@ def ensemble(models: Sequence[tuple[Segmenter, ModelSpec]], threshold: float, fl
 
 def save_model(directory: Path, model: Segmenter, spec: ModelSpec) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, directory / WEIGHTS)
-    (directory / DESCRIPTION).write_text(json.dumps(spec.to_dict(), indent=2))
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, directory / MODEL_WEIGHTS)
+    (directory / MODEL_DESCRIPTION).write_text(json.dumps(spec.to_dict(), indent=2))
 
 
 def read_spec(directory: Path) -> ModelSpec:
-    path = Path(directory) / DESCRIPTION
+    path = Path(directory) / MODEL_DESCRIPTION
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a model folder (no {DESCRIPTION})")
+        raise FileNotFoundError(f"{path}: not a model folder (no {MODEL_DESCRIPTION})")
     return ModelSpec.from_dict(json.loads(path.read_text()))
 
 
 def load_model(directory: Path, device: torch.device | str = "cpu") -> tuple[Segmenter, ModelSpec]:
     """Rebuilds a saved model on ``device``, in evaluation mode, with its description."""
     spec = read_spec(directory)
-    state = torch.load(Path(directory) / WEIGHTS, map_location=device, weights_only=True)
+    state = torch.load(Path(directory) / MODEL_WEIGHTS, map_location=device, weights_only=True)
     if not any(key.startswith("members.") for key in state):  # a flat network's state dict
         state = {**{f"members.0.1.{k}": v for k, v in state.items()},
                  **{f"members.0.0.{k}": v for k, v in spec.build().members[0][0].state_dict().items()}}
@@ -203,11 +199,11 @@ def load_model(directory: Path, device: torch.device | str = "cpu") -> tuple[Seg
 
 def save_calibration(directory: Path, histogram: ProbabilityHistogram) -> None:
     """Keeps a fold model's validation histogram beside it (for its ensemble's threshold)."""
-    (Path(directory) / CALIBRATION).write_text(json.dumps(histogram.to_dict()))
+    (Path(directory) / MODEL_CALIBRATION).write_text(json.dumps(histogram.to_dict()))
 
 
 def read_calibration(directory: Path) -> ProbabilityHistogram:
-    path = Path(directory) / CALIBRATION
+    path = Path(directory) / MODEL_CALIBRATION
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the fold model has no validation histogram; train it again")
     return ProbabilityHistogram.from_dict(json.loads(path.read_text()))

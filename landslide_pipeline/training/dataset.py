@@ -41,7 +41,10 @@ import rasterio
 import torch
 from torch.utils.data import Dataset
 
-from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, DataLayout
+from landslide_pipeline.layout import (
+    LABEL_INDEX, MASK_FOLDER, TILE_IMAGES, TILE_TERRAIN, TRAINING_DESCRIPTION, TRAINING_FOLDS, TRAINING_IMAGES,
+    TRAINING_MASKS, TRAINING_REFERENCE, DataLayout, LabelSource,
+)
 from landslide_pipeline.nn.segmenter import BandNormalization
 from landslide_pipeline.training.augment import (
     AugmentationSpec, Draw, augment_batch, draw_from, epoch_uniforms, noise_seed,
@@ -49,7 +52,6 @@ from landslide_pipeline.training.augment import (
 from landslide_pipeline.training.features import TERRAIN_BANDS, band_names, input_scaling, tile_features
 from landslide_pipeline.training.folds import TEST_FOLD
 
-IMAGES, MASKS, REFERENCE, FOLDS, DESCRIPTION = "images.npy", "masks.npy", "reference.npy", "folds.parquet", "training_set.json"
 
 
 class Tiles(Protocol):
@@ -156,7 +158,7 @@ class TrainingSet:
     tiles: pd.DataFrame  # one row per tile, with a fold column
     bands: list[str]
     image_scaling: str = "uint8"  # how image bands were scaled (training.features.input_scaling)
-    label_source: str = "manual"  # the source of ``masks``: manual or obia
+    label_source: str = LabelSource.MANUAL  # the source of ``masks``
     set_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # new for each build
     reference: Tiles | None = None  # (N, H, W) uint8: another source's masks to score against
     reference_source: str | None = None
@@ -204,12 +206,12 @@ class TrainingSet:
     def save(self, directory: Path) -> None:
         """Writes the set (e.g. one built in memory) in the on-disk layout."""
         directory = Path(directory)
-        np.save(directory / IMAGES, np.asarray(self.images[np.arange(len(self.images))], dtype=np.float32))
-        np.save(directory / MASKS, np.asarray(self.masks[np.arange(len(self.masks))], dtype=np.uint8))
+        np.save(directory / TRAINING_IMAGES, np.asarray(self.images[np.arange(len(self.images))], dtype=np.float32))
+        np.save(directory / TRAINING_MASKS, np.asarray(self.masks[np.arange(len(self.masks))], dtype=np.uint8))
         if self.reference is not None:
-            np.save(directory / REFERENCE, np.asarray(self.reference[np.arange(len(self.reference))], dtype=np.uint8))
-        self.tiles.to_parquet(directory / FOLDS, index=False)
-        (directory / DESCRIPTION).write_text(json.dumps(self.describe(), indent=2))
+            np.save(directory / TRAINING_REFERENCE, np.asarray(self.reference[np.arange(len(self.reference))], dtype=np.uint8))
+        self.tiles.to_parquet(directory / TRAINING_FOLDS, index=False)
+        (directory / TRAINING_DESCRIPTION).write_text(json.dumps(self.describe(), indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> TrainingSet:
@@ -220,13 +222,13 @@ class TrainingSet:
                 augmentation (``samples.npz``): materialize the training set again.
         """
         directory = Path(directory)
-        if not (directory / DESCRIPTION).is_file():
+        if not (directory / TRAINING_DESCRIPTION).is_file():
             hint = " (an older format: materialize training_set again)" if (directory / "samples.npz").is_file() else ""
-            raise FileNotFoundError(f"{directory / DESCRIPTION}: no training set{hint}")
-        meta = json.loads((directory / DESCRIPTION).read_text())
-        reference = TileArray(directory / REFERENCE) if (directory / REFERENCE).is_file() else None
-        return cls(images=TileArray(directory / IMAGES), masks=TileArray(directory / MASKS),
-                   tiles=pd.read_parquet(directory / FOLDS), bands=list(meta["bands"]),
+            raise FileNotFoundError(f"{directory / TRAINING_DESCRIPTION}: no training set{hint}")
+        meta = json.loads((directory / TRAINING_DESCRIPTION).read_text())
+        reference = TileArray(directory / TRAINING_REFERENCE) if (directory / TRAINING_REFERENCE).is_file() else None
+        return cls(images=TileArray(directory / TRAINING_IMAGES), masks=TileArray(directory / TRAINING_MASKS),
+                   tiles=pd.read_parquet(directory / TRAINING_FOLDS), bands=list(meta["bands"]),
                    image_scaling=meta["image_scaling"], label_source=meta["label_source"], set_id=meta["set_id"],
                    reference=reference, reference_source=meta["reference_source"])
 
@@ -260,12 +262,12 @@ def labelled_surveys(layout: DataLayout, survey_ids: Iterable[str], source: str)
 
 def load_tile(survey: LabelledSurvey, tile_id: str, use_terrain: bool) -> tuple[np.ndarray, np.ndarray, str]:
     """One tile's input bands (no-data pixels NaN), its label mask and its image's input scaling."""
-    with rasterio.open(survey.tiles_dir / "image" / f"{tile_id}.tif") as src:
+    with rasterio.open(survey.tiles_dir / TILE_IMAGES / f"{tile_id}.tif") as src:
         image = src.read()
         invalid = src.dataset_mask() == 0
     terrain = None
     if use_terrain:
-        terrain_path = survey.tiles_dir / "terrain" / f"{tile_id}.tif"
+        terrain_path = survey.tiles_dir / TILE_TERRAIN / f"{tile_id}.tif"
         if not terrain_path.is_file():
             raise FileNotFoundError(f"{terrain_path}: no terrain tile; the survey has no DEM "
                                     "(set use_terrain=False to train on the image alone)")
@@ -277,7 +279,7 @@ def load_tile(survey: LabelledSurvey, tile_id: str, use_terrain: bool) -> tuple[
 
 
 def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_terrain: bool, directory: Path,
-                       reference: Reference | None = None, label_source: str = "manual") -> TrainingSet:
+                       reference: Reference | None = None, label_source: str = LabelSource.MANUAL) -> TrainingSet:
     """Writes every labelled tile once into ``directory`` (one tile in memory at a time) and opens it.
 
     Args:
@@ -297,10 +299,10 @@ def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_t
     first, first_mask, scaling = load_tile(by_id[rows[0].survey_id], rows[0].tile_id, use_terrain)
     n = len(rows)
     with contextlib.ExitStack() as stack:
-        images = stack.enter_context(TileArrayWriter(directory / IMAGES, (n, *first.shape), np.float32))
-        masks = stack.enter_context(TileArrayWriter(directory / MASKS, (n, *first_mask.shape), np.uint8))
+        images = stack.enter_context(TileArrayWriter(directory / TRAINING_IMAGES, (n, *first.shape), np.float32))
+        masks = stack.enter_context(TileArrayWriter(directory / TRAINING_MASKS, (n, *first_mask.shape), np.uint8))
         references = None if reference is None else stack.enter_context(
-            TileArrayWriter(directory / REFERENCE, (n, *first_mask.shape), np.uint8))
+            TileArrayWriter(directory / TRAINING_REFERENCE, (n, *first_mask.shape), np.uint8))
         for row in rows:
             x, y, tile_scaling = load_tile(by_id[row.survey_id], row.tile_id, use_terrain)
             if tile_scaling != scaling:
@@ -311,11 +313,11 @@ def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_t
             if references is not None:
                 references.write(reference.mask(row.survey_id, row.tile_id))
     bands = band_names(first.shape[0] - int(use_terrain), use_terrain)
-    folds.to_parquet(directory / FOLDS, index=False)
-    samples = TrainingSet(TileArray(directory / IMAGES), TileArray(directory / MASKS), folds, bands, scaling,
-                          label_source, reference=None if reference is None else TileArray(directory / REFERENCE),
+    folds.to_parquet(directory / TRAINING_FOLDS, index=False)
+    samples = TrainingSet(TileArray(directory / TRAINING_IMAGES), TileArray(directory / TRAINING_MASKS), folds, bands, scaling,
+                          label_source, reference=None if reference is None else TileArray(directory / TRAINING_REFERENCE),
                           reference_source=None if reference is None else reference.source)
-    (directory / DESCRIPTION).write_text(json.dumps(samples.describe(), indent=2))
+    (directory / TRAINING_DESCRIPTION).write_text(json.dumps(samples.describe(), indent=2))
     return samples
 
 
