@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m landslide_pipeline.demo
 
-# pytest exits 5 when it collects no test: report it loudly rather than pass silently.
+# Lint first (ruff, configured in pyproject.toml); pytest exits 5 when it collects no test:
+# report it loudly rather than pass silently.
 test: $(STAMP)
+	$(BIN)/ruff check landslide_pipeline landslide_pipeline_tests bench
 	$(BIN)/python -m pytest landslide_pipeline_tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -28,11 +30,7 @@ docs: $(STAMP)
 ui: $(STAMP)
 	DAGSTER_HOME=$(CURDIR)/.dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-mlflow-# The configuration reference is generated from the code (a test checks it is current).
-docs: $(STAMP)
-	$(BIN)/python -m landslide_pipeline.defs.configuration
-
-ui: $(STAMP)
+mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts -h 127.0.0.1 -p 5000
 
 clean-data:

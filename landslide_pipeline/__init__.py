@@ -1,0 +1,1 @@
+"""Landslide mapping pipeline: surveys to tiles, labels, models, evaluation and maps."""

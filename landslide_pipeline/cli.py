@@ -65,6 +65,7 @@ def survey_tiles(data: Path, survey_id: str, use_terrain: bool) -> Iterator[Labe
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    """`landslide evaluate`: scores the model on the labelled tiles and prints the table and the JSON line."""
     device = pick_device()
     with tempfile.TemporaryDirectory() as download:
         resolved = resolve_model(args.model, Path(download), args.tracking_uri)
@@ -95,6 +96,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
+    """`landslide train`: runs the whole chain on the named surveys of data/raw."""
     root = Path.cwd()
     layout = DataLayout(root / "data")
     missing = [s for s in args.surveys if not layout.raw_survey(s).is_dir()]
@@ -113,6 +115,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The argument parser of the `landslide` command and its subcommands."""
     root = argparse.ArgumentParser(prog="landslide", description="Landslide mapping pipeline tools.")
     commands = root.add_subparsers(dest="command", required=True)
     command = commands.add_parser("train", help="run the whole chain on surveys of data/raw",
@@ -146,6 +149,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the `landslide` command; exit status 2 with the reason on bad input."""
     args = parser().parse_args(argv)
     if args.command == "evaluate" and args.threshold is not None and not 0 < args.threshold < 1:
         print("landslide evaluate: --threshold must be within (0, 1)", file=sys.stderr)

@@ -75,6 +75,7 @@ def run_project(root: Path, survey_ids: list[str], config: dict, label_experimen
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Generates the demo survey when absent and runs the whole chain on it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="epochs per fold model (default: asset config)")
     parser.add_argument("--label-experiment", action="store_true",

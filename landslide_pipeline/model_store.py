@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from mlflow.entities.model_registry import ModelVersion
 
 from landslide_pipeline.layout import MODEL_DESCRIPTION
 
@@ -83,7 +84,7 @@ def resolve_model(reference: str, destination: Path, tracking_uri: str = DEFAULT
     return ResolvedModel(Path(local), reference, None if version is None else int(version.version), run_id)
 
 
-def _registered_version(client: mlflow.MlflowClient, reference: str):
+def _registered_version(client: mlflow.MlflowClient, reference: str) -> ModelVersion:
     path = reference[len("models:/"):]
     try:
         if "@" in path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -24,10 +22,10 @@ class TileIndex(pa.DataFrameModel):
     height: Series[int] = pa.Field(gt=0)
     width: Series[int] = pa.Field(gt=0)
     nodata_fraction: Series[float] = pa.Field(ge=0, le=1)
-    source: Optional[Series[str]]
-    source_row_off: Optional[Series[int]] = pa.Field(ge=0)
-    source_col_off: Optional[Series[int]] = pa.Field(ge=0)
-    landslide_fraction: Optional[Series[float]] = pa.Field(ge=0, le=1)
+    source: Series[str] | None
+    source_row_off: Series[int] | None = pa.Field(ge=0)
+    source_col_off: Series[int] | None = pa.Field(ge=0)
+    landslide_fraction: Series[float] | None = pa.Field(ge=0, le=1)
 
     class Config:
         unique = ["survey_id", "tile_id"]

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from landslide_pipeline.nn import available_architectures
 
-
 #: The environment variables read here: name -> (default, meaning).
 ENVIRONMENT: dict[str, tuple[str, str]] = {
     "LANDSLIDE_ARCHITECTURES": ("linknet", "comma-separated architectures, one model partition each: "

@@ -183,8 +183,9 @@ def test_experiment_reports_link_their_plots_and_runs_and_are_logged_to_mlflow(c
 
 
 def test_the_survey_is_mapped_by_the_champion_and_the_map_finds_its_landslides(chain):
-    import geopandas as gpd
     import json
+
+    import geopandas as gpd
     import rasterio
 
     layout = chain["layout"]

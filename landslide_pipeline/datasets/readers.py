@@ -31,6 +31,7 @@ class ImageInfo:
 
 
 def is_hdf5(path: Path) -> bool:
+    """Whether the file is HDF5, by its extension."""
     return path.suffix.lower() in HDF5_SUFFIXES
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 from dagster import AssetChecksDefinition, Definitions
 
 from landslide_pipeline.defs.automation import ingest_survey, new_survey_sensor, survey_automation
-from landslide_pipeline.defs.experiment_assets import build_experiment_assets
 from landslide_pipeline.defs.evaluation_assets import build_evaluation_assets
+from landslide_pipeline.defs.experiment_assets import build_experiment_assets
 from landslide_pipeline.defs.jobs import build_jobs
 from landslide_pipeline.defs.labelling_assets import label_agreement, label_agreement_schema, obia_labels
 from landslide_pipeline.defs.mapping_assets import (
-    landslide_change_alert, landslide_changes, landslide_map, map_surveys, nightly_mapping,
+    landslide_change_alert,
+    landslide_changes,
+    landslide_map,
+    map_surveys,
+    nightly_mapping,
 )
 from landslide_pipeline.defs.partitions import model_partitions
 from landslide_pipeline.defs.report_assets import build_report_assets

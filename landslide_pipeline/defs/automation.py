@@ -14,8 +14,14 @@
 import json
 
 from dagster import (
-    AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, RunRequest,
-    SensorEvaluationContext, SensorResult, define_asset_job, sensor,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    define_asset_job,
+    sensor,
 )
 
 from landslide_pipeline.defs.partitions import survey_partitions
@@ -32,6 +38,7 @@ ingest_survey = define_asset_job(INGEST_SURVEY, AssetSelection.assets("raw_surve
         description="Adds each survey folder of data/raw that has a READY marker as a partition and ingests it; "
                     "touching READY again re-ingests it.")
 def new_survey_sensor(context: SensorEvaluationContext, data_store: DataStore) -> SensorResult:
+    """Adds a survey partition and requests its ingestion for each new or changed folder with a READY marker."""
     seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     ready = ready_surveys(data_store.layout.raw)
     due = surveys_to_run(ready, seen)

@@ -83,6 +83,7 @@ def configuration_markdown(defs: Definitions) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Writes docs/configuration.md, or with --check exits 1 when it is out of date."""
     parser = argparse.ArgumentParser(description="Write (or check) docs/configuration.md.")
     parser.add_argument("--check", action="store_true", help="exit 1 when the page is out of date")
     args = parser.parse_args(argv)

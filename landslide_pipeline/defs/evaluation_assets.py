@@ -7,8 +7,15 @@ from typing import Literal
 
 import pandas as pd
 from dagster import (
-    AssetCheckResult, AssetChecksDefinition, AssetExecutionContext, AssetsDefinition, Config,
-    MaterializeResult, MetadataValue, asset, asset_check,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetExecutionContext,
+    AssetsDefinition,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
 )
 from pydantic import Field
 
@@ -16,22 +23,29 @@ from landslide_pipeline.defs.checks import schema_failures
 from landslide_pipeline.defs.publish import publish_report
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking, model_metadata
 from landslide_pipeline.layout import DataLayout, LabelSource, csv_twin
+from landslide_pipeline.reports.experiments import ExperimentReport, write_comparison_report
+from landslide_pipeline.reports.markdown import MlflowLinks
+from landslide_pipeline.reports.panels import panel_tiles
 from landslide_pipeline.schemas import EvaluationTable
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.checkpoint import fold_ensemble, read_spec, save_model
 from landslide_pipeline.training.dataset import TrainingSet
-from landslide_pipeline.reports.experiments import ExperimentReport, write_comparison_report
-from landslide_pipeline.reports.panels import panel_tiles
-from landslide_pipeline.reports.markdown import MlflowLinks
 from landslide_pipeline.training.evaluate import (
-    ENSEMBLE, FOLD, best_fold, compare_label_sources, cross_validation_f1, evaluate_ensemble, evaluate_fold_model,
-    pick_champion, summarise_by_architecture,
+    ENSEMBLE,
+    FOLD,
+    best_fold,
+    compare_label_sources,
+    cross_validation_f1,
+    evaluate_ensemble,
+    evaluate_fold_model,
+    pick_champion,
+    summarise_by_architecture,
 )
 
 
-
 def read_evaluation_table(layout: DataLayout) -> pd.DataFrame:
+    """The evaluation table the evaluation_table asset wrote."""
     return pd.read_parquet(layout.evaluation_table)
 
 

@@ -4,31 +4,40 @@ training-set size (study B). Each trains its own variant x architecture x fold m
 the report to MLflow, and is validated by a blocking pandera check."""
 
 from collections.abc import Callable
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from dagster import (
-    AssetCheckResult, AssetChecksDefinition, AssetExecutionContext, AssetsDefinition, Config,
-    MaterializeResult, MetadataValue, asset, asset_check,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetExecutionContext,
+    AssetsDefinition,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
 )
 from pydantic import Field
 
 from landslide_pipeline.defs.checks import schema_failures
 from landslide_pipeline.defs.publish import publish_report
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
+from landslide_pipeline.layout import EXPERIMENT_TABLE, LabelSource, csv_twin
 from landslide_pipeline.reports.experiments import (
-    ExperimentReport, variant_summary, write_comparison_report, write_training_size_report,
+    ExperimentReport,
+    variant_summary,
+    write_comparison_report,
+    write_training_size_report,
 )
 from landslide_pipeline.reports.markdown import MlflowLinks
-from landslide_pipeline.layout import EXPERIMENT_TABLE, LabelSource, csv_twin
 from landslide_pipeline.schemas import ExperimentTable
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.experiments import Variant, band_variants, run_variant_experiment, size_variants
 from landslide_pipeline.training.loop import pick_device
 from landslide_pipeline.training.profiles import resolve_profile
-
 
 
 class ExperimentConfig(Config):

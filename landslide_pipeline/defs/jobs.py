@@ -17,6 +17,7 @@ RUN_EXPERIMENTS = "run_experiments"
 
 
 def build_jobs(models: MultiPartitionsDefinition) -> list:
+    """The jobs a user runs, grouping the assets as the demo runs them."""
     return [
         define_asset_job(PREPARE_SURVEY, AssetSelection.groups("survey", "labels"), partitions_def=survey_partitions,
                          description="Validate, tile and label one survey (a survey partition)."),

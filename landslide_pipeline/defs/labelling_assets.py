@@ -11,9 +11,15 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 from dagster import (
-    AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, AutomationCondition,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    AutomationCondition,
     Config,
-    MaterializeResult, MetadataValue, asset, asset_check,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
 )
 from pydantic import Field
 
@@ -26,9 +32,7 @@ from landslide_pipeline.geo.synthetic import GROUND_TRUTH_NAME
 from landslide_pipeline.labelling.agreement import agreement_table, survey_agreement
 from landslide_pipeline.labelling.rules import load_rules
 from landslide_pipeline.labelling.tiles import TileMasks, label_survey_objects
-from landslide_pipeline.layout import (
-    LABEL_INDEX, MASK_FOLDER, OBIA_THRESHOLDS, TILE_INDEX, DataLayout, LabelSource,
-)
+from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, OBIA_THRESHOLDS, TILE_INDEX, DataLayout, LabelSource
 from landslide_pipeline.schemas import LabelAgreement, ObiaSegments, TileIndex
 from landslide_pipeline.storage import atomic_directory, atomic_file
 
@@ -132,6 +136,7 @@ def label_agreement(context: AssetExecutionContext, data_store: DataStore) -> Ma
 @asset_check(asset=label_agreement, blocking=True,
              description="pandera LabelAgreement schema, and an obia-vs-manual row wherever both labels exist")
 def label_agreement_schema(context: AssetCheckExecutionContext, data_store: DataStore) -> AssetCheckResult:
+    """Blocking check: the LabelAgreement schema, and an obia-vs-manual row wherever both labels exist."""
     layout = data_store.layout
     survey_id = context.op_execution_context.partition_key
     table = pd.read_parquet(agreement_path(layout, survey_id))

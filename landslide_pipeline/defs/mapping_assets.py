@@ -6,13 +6,26 @@ every survey is re-mapped when a new champion is registered, and changes follow 
 
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
 from dagster import (
-    AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AutomationCondition,
-    Config, DefaultScheduleStatus, MaterializeResult, MetadataValue, RunRequest, ScheduleEvaluationContext,
-    asset, asset_check, define_asset_job, schedule,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AutomationCondition,
+    Config,
+    DefaultScheduleStatus,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    ScheduleEvaluationContext,
+    asset,
+    asset_check,
+    define_asset_job,
+    schedule,
 )
 from pydantic import Field
 
@@ -21,13 +34,24 @@ from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.geo.changes import ChangeRules, change_summary, detect_changes, previous_survey
 from landslide_pipeline.geo.survey import find_survey_files
 from landslide_pipeline.layout import (
-    CHANGES_POLYGONS, CHANGES_SUMMARY, CHANGES_TABLE, MAP_FACTS, MAP_MASK, MAP_POLYGONS, MAP_PROBABILITY, DataLayout,
+    CHANGES_POLYGONS,
+    CHANGES_SUMMARY,
+    CHANGES_TABLE,
+    MAP_FACTS,
+    MAP_MASK,
+    MAP_POLYGONS,
+    MAP_PROBABILITY,
+    DataLayout,
 )
 from landslide_pipeline.mapping import (
-    LANDSLIDES_LAYER, PredictionSpec, VectorizeSpec, predict_survey, vectorize_landslides, write_geopackage,
+    LANDSLIDES_LAYER,
+    PredictionSpec,
+    VectorizeSpec,
+    predict_survey,
+    vectorize_landslides,
+    write_geopackage,
 )
 from landslide_pipeline.storage import atomic_directory
-
 
 
 class MappingConfig(Config):
@@ -128,6 +152,7 @@ def landslide_changes(context: AssetExecutionContext, config: ChangeConfig, data
 
 @asset_check(asset=landslide_changes, description="Warns when new + grown landslide area exceeds the alert area.")
 def landslide_change_alert(context: AssetCheckExecutionContext, data_store: DataStore) -> AssetCheckResult:
+    """Warns when new + grown landslide area exceeds the alert area."""
     survey_id = context.op_execution_context.partition_key
     summary = json.loads((data_store.layout.changes(survey_id) / CHANGES_SUMMARY).read_text())
     flagged = summary.get("flagged_area_m2", 0.0)
@@ -143,7 +168,8 @@ map_surveys = define_asset_job(MAP_SURVEYS, ["landslide_map", "landslide_changes
 
 @schedule(job=map_surveys, cron_schedule="0 2 * * *", default_status=DefaultScheduleStatus.RUNNING,
           description="Nightly: re-map every survey with the current champion.")
-def nightly_mapping(context: ScheduleEvaluationContext):
+def nightly_mapping(context: ScheduleEvaluationContext) -> Iterator[RunRequest]:
+    """One run per survey, keyed by survey and day, so a day is never mapped twice."""
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
     for survey_id in context.instance.get_dynamic_partitions(survey_partitions.name):
         yield RunRequest(run_key=f"{survey_id}:{day}", partition_key=survey_id)

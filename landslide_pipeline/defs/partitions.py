@@ -10,6 +10,7 @@ survey_partitions = DynamicPartitionsDefinition(name="survey")
 
 
 def model_partitions(settings: PipelineSettings) -> MultiPartitionsDefinition:
+    """Architecture x fold partitions of the model assets."""
     return MultiPartitionsDefinition({
         "architecture": StaticPartitionsDefinition(list(settings.architectures)),
         "fold": StaticPartitionsDefinition([str(k) for k in range(settings.n_folds)]),

@@ -2,9 +2,7 @@
 
 
 import pandas as pd
-from dagster import (
-    AssetCheckResult, AssetExecutionContext, AssetsDefinition, MaterializeResult, asset, asset_check,
-)
+from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, MaterializeResult, asset, asset_check
 
 from landslide_pipeline.defs.checks import schema_failures
 from landslide_pipeline.defs.publish import publish_report
@@ -16,6 +14,7 @@ from landslide_pipeline.schemas import ArchitectureSummary
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.evaluate import best_fold
+
 
 def build_report_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
     """The architecture comparison report (the label-source one is written by its asset)."""

@@ -9,9 +9,9 @@ import mlflow
 import numpy as np
 import torch
 from dagster import ConfigurableResource
-from pydantic import Field
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
+from pydantic import Field
 
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.model_store import DEFAULT_TRACKING_URI, resolve_model, resolve_tracking_uri

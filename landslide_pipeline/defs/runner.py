@@ -13,8 +13,14 @@ from typing import Any
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, MultiPartitionKey
 
 from landslide_pipeline.defs.jobs import (
-    BUILD_OBIA_TRAINING_SET, BUILD_TRAINING_SET, COMPARE_LABEL_SOURCES, EVALUATE, PREPARE_SURVEY, RUN_EXPERIMENTS,
-    TRAIN_MODELS, TRAIN_OBIA_MODELS,
+    BUILD_OBIA_TRAINING_SET,
+    BUILD_TRAINING_SET,
+    COMPARE_LABEL_SOURCES,
+    EVALUATE,
+    PREPARE_SURVEY,
+    RUN_EXPERIMENTS,
+    TRAIN_MODELS,
+    TRAIN_OBIA_MODELS,
 )
 from landslide_pipeline.defs.mapping_assets import MAP_SURVEYS
 from landslide_pipeline.defs.partitions import survey_partitions

@@ -4,7 +4,15 @@ import json
 from typing import Literal
 
 import geopandas as gpd
-from dagster import AssetExecutionContext, AutomationCondition, Config, DataVersion, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AutomationCondition,
+    Config,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import Field
 
 from landslide_pipeline.defs.partitions import survey_partitions
@@ -15,7 +23,6 @@ from landslide_pipeline.geo.tiling import TilingSpec, tile_survey
 from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, TILE_INDEX, LabelSource
 from landslide_pipeline.schemas import TileIndex
 from landslide_pipeline.storage import atomic_directory, atomic_file
-
 
 
 @asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff"}, code_version="2")

@@ -6,7 +6,13 @@ from typing import Literal
 
 import pandas as pd
 from dagster import (
-    AssetExecutionContext, AssetsDefinition, Config, MaterializeResult, MetadataValue, MultiPartitionKey, asset,
+    AssetExecutionContext,
+    AssetsDefinition,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    MultiPartitionKey,
+    asset,
 )
 from pydantic import Field
 
@@ -18,7 +24,11 @@ from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.training.checkpoint import config_digest
 from landslide_pipeline.training.dataset import (
-    LabelledSurvey, Reference, TrainingSet, build_training_set, labelled_surveys,
+    LabelledSurvey,
+    Reference,
+    TrainingSet,
+    build_training_set,
+    labelled_surveys,
 )
 from landslide_pipeline.training.fold_models import fold_data, train_fold_model
 from landslide_pipeline.training.folds import TEST_FOLD, assign_folds, inherit_folds

@@ -1,0 +1,1 @@
+"""Rasters and vectors: surveys, mosaics, tiling, labels, terrain, change detection."""

@@ -17,6 +17,7 @@ from typing import Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from shapely.geometry.base import BaseGeometry
 
 Change = Literal["new", "grown", "stable", "gone"]
 
@@ -74,7 +75,7 @@ def _overlaps(previous: gpd.GeoDataFrame, current: gpd.GeoDataFrame, min_overlap
     return pd.DataFrame({"current": cur_idx[keep], "previous": prev_idx[keep]})
 
 
-def _current_row(i: int, geometry, pairs: pd.DataFrame, previous: gpd.GeoDataFrame, rules: ChangeRules) -> dict:
+def _current_row(i: int, geometry: BaseGeometry, pairs: pd.DataFrame, previous: gpd.GeoDataFrame, rules: ChangeRules) -> dict:
     matches = pairs.loc[pairs["current"] == i, "previous"].to_numpy()
     area = float(geometry.area)
     before = float(previous.geometry.values[matches].area.sum()) if len(matches) else 0.0

@@ -12,6 +12,7 @@ repair, and empty geometries, are dropped.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -126,7 +127,7 @@ def _grid_from_footprint(tile: pd.Series) -> Affine:
     return tile_grid @ Affine.translation(-tile.col_off, -tile.row_off)
 
 
-def _tile_mask(labels: SceneLabels, tile, transform: Affine) -> np.ndarray:
+def _tile_mask(labels: SceneLabels, tile: Any, transform: Affine) -> np.ndarray:
     shape = (tile.height, tile.width)
     if isinstance(labels, LabelmeDocument):
         return labelme_mask(labels, shape, tile.row_off, tile.col_off)

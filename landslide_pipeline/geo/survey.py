@@ -25,7 +25,7 @@ from shapely.geometry import box
 
 from landslide_pipeline.datasets.adapter import DatasetAdapter, resolve_adapter
 from landslide_pipeline.datasets.precut import find_pairs, inspect_dataset, natural_key
-from landslide_pipeline.geo.config import DEFAULT_DEM, DEFAULT_LABELS, SurveyConfig, load_survey_config
+from landslide_pipeline.geo.config import DEFAULT_DEM, DEFAULT_LABELS, LabelsConfig, SurveyConfig, load_survey_config
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.labelme import is_labelme, read_labelme
 from landslide_pipeline.geo.mosaic import open_scene
@@ -265,7 +265,7 @@ def _check_labels(files: SurveyFiles, crs: rasterio.crs.CRS | None, bounds: tupl
     return int(info["features"]), str(info["crs"])
 
 
-def _vector_info(path: Path, labels_config) -> dict:
+def _vector_info(path: Path, labels_config: LabelsConfig | None) -> dict:
     layer = labels_config.layer if labels_config is not None else None
     try:
         return pyogrio.read_info(path, layer=layer)

@@ -211,7 +211,8 @@ def _values(data: bytes, entry: tuple[int, int, int] | None) -> list[int] | None
     return list(struct.unpack_from(f"<{count}{_TYPE_FORMATS[kind]}", data, offset))
 
 
-def _corner_slots(data: bytes, tags: dict, start: int, end: int):
+def _corner_slots(data: bytes, tags: dict, start: int,
+                  end: int) -> tuple[tuple[tuple[bool, int]], int, tuple[float, float]] | None:
     """Where the upper-left x (and y) are stored: the tie point, or the transformation matrix."""
     if _MODEL_TIEPOINT in tags and tags[_MODEL_TIEPOINT][1] == 6:
         x_at, y_after_x = tags[_MODEL_TIEPOINT][2] + 24, 8

@@ -18,7 +18,6 @@ from landslide_pipeline.layout import MASK_FOLDER
 from landslide_pipeline.metrics import ConfusionCounts, confusion_counts, segmentation_metrics
 
 
-
 def _read_mask(path: Path) -> np.ndarray:
     with rasterio.open(path) as src:
         return src.read(1)

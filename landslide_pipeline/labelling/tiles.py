@@ -20,11 +20,10 @@ from affine import Affine
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from landslide_pipeline.layout import MASK_FOLDER
 from landslide_pipeline.labelling.obia import ReferenceMasks, SceneLabels, label_scene
 from landslide_pipeline.labelling.rules import RuleSet
 from landslide_pipeline.labelling.scene import RasterSource
-
+from landslide_pipeline.layout import MASK_FOLDER
 
 
 class TileGridError(ValueError):

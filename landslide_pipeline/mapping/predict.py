@@ -55,8 +55,8 @@ from landslide_pipeline.geo.mosaic import open_scene
 from landslide_pipeline.geo.rasters import alpha_band, check_dtype, invalid_pixels, open_raster, select_bands
 from landslide_pipeline.geo.survey import SurveyFiles
 from landslide_pipeline.geo.terrain import BASE_TERRAIN_BANDS, dem_on_grid, pixel_size_m, terrain_bands
-from landslide_pipeline.mapping.outputs import MapGrid, MapWriter
 from landslide_pipeline.layout import MAP_MASK, MAP_PROBABILITY
+from landslide_pipeline.mapping.outputs import MapGrid, MapWriter
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
 from landslide_pipeline.nn.segmenter import LANDSLIDE_CLASS
 from landslide_pipeline.training.checkpoint import ANY_SCALING, load_model

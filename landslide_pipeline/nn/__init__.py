@@ -2,12 +2,7 @@
 
 from landslide_pipeline.nn.fcn import FCN8s
 from landslide_pipeline.nn.linknet import LinkNet
-from landslide_pipeline.nn.registry import (
-    ARCHITECTURES,
-    available_architectures,
-    count_parameters,
-    create_model,
-)
+from landslide_pipeline.nn.registry import ARCHITECTURES, available_architectures, count_parameters, create_model
 from landslide_pipeline.nn.unet import ResUNet, UNet
 
 __all__ = [

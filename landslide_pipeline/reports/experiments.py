@@ -20,7 +20,6 @@ from landslide_pipeline.reports.panels import PanelTiles, qualitative_panel
 from landslide_pipeline.reports.plots import plot_architectures, plot_comparison, plot_training_size
 
 
-
 @dataclass(frozen=True)
 class ExperimentReport:
     """The files of one experiment's report."""

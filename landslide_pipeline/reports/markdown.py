@@ -79,7 +79,7 @@ def runs_from_table(table: pd.DataFrame,
         raise ValueError(f"runs_from_table: the table lacks column(s) {', '.join(map(repr, missing))}")
     runs: dict[str, str] = {}
     for row in table.drop_duplicates("mlflow_run_id").itertuples(index=False):
-        run_id = str(getattr(row, "mlflow_run_id"))
+        run_id = str(row.mlflow_run_id)
         if run_id:
             runs[" ".join(str(getattr(row, c)) for c in label_columns)] = run_id
     return runs

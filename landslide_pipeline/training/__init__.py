@@ -1,0 +1,1 @@
+"""Training sets, augmentation, the training loop, saved models and their evaluation."""

@@ -151,7 +151,7 @@ def config_digest(config: dict) -> str:
 
 
 def member_spec(network: nn.Module, architecture: str, width: float, fold: int, normalization: BandNormalization,
-                **training_facts) -> MemberSpec:
+                **training_facts: float | int | str) -> MemberSpec:
     """The description of a trained network and the normalisation it was trained with."""
     return MemberSpec(architecture, width, fold, tuple(normalization.mean.flatten().tolist()),
                       tuple(normalization.std.flatten().tolist()), count_parameters(network), **training_facts)
@@ -173,12 +173,14 @@ def ensemble(models: Sequence[tuple[Segmenter, ModelSpec]], threshold: float, fl
 
 
 def save_model(directory: Path, model: Segmenter, spec: ModelSpec) -> None:
+    """Writes the model folder: weights.pt (state dict) and model.json (its description)."""
     directory.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, directory / MODEL_WEIGHTS)
     (directory / MODEL_DESCRIPTION).write_text(json.dumps(spec.to_dict(), indent=2))
 
 
 def read_spec(directory: Path) -> ModelSpec:
+    """The description (model.json) of a saved model."""
     path = Path(directory) / MODEL_DESCRIPTION
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a model folder (no {MODEL_DESCRIPTION})")
@@ -203,6 +205,7 @@ def save_calibration(directory: Path, histogram: ProbabilityHistogram) -> None:
 
 
 def read_calibration(directory: Path) -> ProbabilityHistogram:
+    """A fold model's validation histogram (calibration.json)."""
     path = Path(directory) / MODEL_CALIBRATION
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the fold model has no validation histogram; train it again")

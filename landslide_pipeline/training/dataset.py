@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Protocol
 
 import numpy as np
@@ -42,16 +43,29 @@ import torch
 from torch.utils.data import Dataset
 
 from landslide_pipeline.layout import (
-    LABEL_INDEX, MASK_FOLDER, TILE_IMAGES, TILE_TERRAIN, TRAINING_DESCRIPTION, TRAINING_FOLDS, TRAINING_IMAGES,
-    TRAINING_MASKS, TRAINING_REFERENCE, DataLayout, LabelSource,
+    LABEL_INDEX,
+    MASK_FOLDER,
+    TILE_IMAGES,
+    TILE_TERRAIN,
+    TRAINING_DESCRIPTION,
+    TRAINING_FOLDS,
+    TRAINING_IMAGES,
+    TRAINING_MASKS,
+    TRAINING_REFERENCE,
+    DataLayout,
+    LabelSource,
 )
 from landslide_pipeline.nn.segmenter import BandNormalization
 from landslide_pipeline.training.augment import (
-    AugmentationSpec, Draw, augment_batch, draw_from, epoch_uniforms, noise_seed,
+    AugmentationSpec,
+    Draw,
+    augment_batch,
+    draw_from,
+    epoch_uniforms,
+    noise_seed,
 )
 from landslide_pipeline.training.features import TERRAIN_BANDS, band_names, input_scaling, tile_features
 from landslide_pipeline.training.folds import TEST_FOLD
-
 
 
 class Tiles(Protocol):
@@ -133,7 +147,8 @@ class TileArrayWriter:
     def __enter__(self) -> TileArrayWriter:
         return self
 
-    def __exit__(self, error_type, error, traceback) -> None:
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         self._file.close()
         if error_type is None and self.written != self.shape[0]:
             raise ValueError(f"{self.path}: {self.written} tiles written of {self.shape[0]}")

@@ -23,7 +23,13 @@ from landslide_pipeline.nn.segmenter import NormalizedNetwork, Segmenter
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.features import TERRAIN_BANDS
 from landslide_pipeline.training.loop import (
-    EpochReport, FoldData, TrainingConfig, fit_normalization, init_model, score_histogram, train_segmentation,
+    EpochReport,
+    FoldData,
+    TrainingConfig,
+    fit_normalization,
+    init_model,
+    score_histogram,
+    train_segmentation,
 )
 
 

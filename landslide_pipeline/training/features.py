@@ -65,5 +65,6 @@ def tile_features(image: np.ndarray, terrain: np.ndarray | None, invalid: np.nda
 
 
 def band_names(image_bands: int, use_terrain: bool) -> list[str]:
+    """Input band names: red, green, blue (or band_1..n), then slope when terrain is used."""
     names = ["red", "green", "blue"] if image_bands == 3 else [f"band_{i + 1}" for i in range(image_bands)]
     return names + (["slope"] if use_terrain else [])

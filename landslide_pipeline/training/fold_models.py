@@ -12,7 +12,12 @@ from landslide_pipeline.nn.segmenter import NormalizedNetwork, Segmenter
 from landslide_pipeline.training.checkpoint import ModelSpec, member_spec, save_calibration, save_model
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.loop import (
-    EpochReport, FoldData, TrainingResult, fit_normalization, init_model, train_segmentation,
+    EpochReport,
+    FoldData,
+    TrainingResult,
+    fit_normalization,
+    init_model,
+    train_segmentation,
 )
 from landslide_pipeline.training.profiles import TrainingProfile
 

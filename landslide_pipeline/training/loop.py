@@ -112,6 +112,8 @@ def learning_rate_factor(config: TrainingConfig, step: int, steps_per_epoch: int
 
 @dataclass(frozen=True)
 class EpochReport:
+    """What one epoch did: losses, validation scores (arg-max and calibrated), speed."""
+
     epoch: int
     train_loss: float
     val_loss: float
@@ -127,6 +129,8 @@ class EpochReport:
 
 @dataclass
 class TrainingResult:
+    """The kept epoch, its calibrated validation F1, threshold and histogram, and every epoch's report."""
+
     best_epoch: int
     best_val_f1: float  # calibrated, at ``threshold``
     seconds: float

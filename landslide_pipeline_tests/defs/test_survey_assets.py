@@ -12,8 +12,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
-from landslide_pipeline.layout import LABEL_INDEX, TILE_INDEX
-from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.layout import LABEL_INDEX, TILE_INDEX, DataLayout
 from landslide_pipeline.schemas import TileIndex
 from landslide_pipeline.training.dataset import LabelledSurvey, load_tile
 

@@ -10,7 +10,10 @@ import rasterio
 from dagster import DagsterInstance, materialize
 
 from landslide_pipeline.defs.labelling_assets import (
-    agreement_path, label_agreement, label_agreement_schema, obia_labels,
+    agreement_path,
+    label_agreement,
+    label_agreement_schema,
+    obia_labels,
 )
 from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles

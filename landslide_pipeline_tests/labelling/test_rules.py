@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from landslide_pipeline.labelling.rules import (
-    UNCLASSIFIED, Cleanup, RuleError, classify, clean_up, load_rules, parse_rules,
+    UNCLASSIFIED,
+    Cleanup,
+    RuleError,
+    classify,
+    clean_up,
+    load_rules,
+    parse_rules,
 )
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "obia_rules.toml"

@@ -12,7 +12,10 @@ from shapely.geometry import box
 
 from landslide_pipeline.geo.grid import tile_id
 from landslide_pipeline.labelling.agreement import (
-    agreement_table, compare_sources, compare_with_truth, survey_agreement,
+    agreement_table,
+    compare_sources,
+    compare_with_truth,
+    survey_agreement,
 )
 from landslide_pipeline.labelling.tiles import TileGridError, TileMasks, check_tile_grid
 from landslide_pipeline.schemas import LabelAgreement

@@ -7,9 +7,14 @@ import pandas as pd
 import pytest
 
 from landslide_pipeline.reports.markdown import (
-    DEFAULT_MLFLOW_UI, MarkdownReport, MlflowLinks, runs_from_table, toml_document,
+    DEFAULT_MLFLOW_UI,
+    MarkdownReport,
+    MlflowLinks,
+    runs_from_table,
+    toml_document,
 )
 from landslide_pipeline_tests.reports.tables import evaluation_frame
+
 
 def table_cells(text: str) -> list[list[str]]:
     """The cells of every Markdown table row in ``text`` (headers and rules included)."""

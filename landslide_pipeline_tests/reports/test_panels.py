@@ -4,7 +4,13 @@ import pytest
 from PIL import Image
 
 from landslide_pipeline.reports.panels import (
-    OUTCOME_COLOURS, REFERENCE_COLOURS, outcome_rgb, panel_rows, pick_panel_tiles, qualitative_panel, stretch_rgb,
+    OUTCOME_COLOURS,
+    REFERENCE_COLOURS,
+    outcome_rgb,
+    panel_rows,
+    pick_panel_tiles,
+    qualitative_panel,
+    stretch_rgb,
 )
 
 

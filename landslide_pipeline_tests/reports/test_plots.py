@@ -5,9 +5,7 @@ import pytest
 from matplotlib import colormaps
 from PIL import Image
 
-from landslide_pipeline.reports.plots import (
-    fold_summary, plot_architectures, plot_comparison, plot_training_size,
-)
+from landslide_pipeline.reports.plots import fold_summary, plot_architectures, plot_comparison, plot_training_size
 from landslide_pipeline.schemas import EvaluationTable
 from landslide_pipeline_tests.reports.tables import evaluation_frame
 

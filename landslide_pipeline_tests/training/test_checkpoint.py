@@ -7,7 +7,14 @@ import torch
 from landslide_pipeline.metrics.calibration import ProbabilityHistogram
 from landslide_pipeline.nn.segmenter import BandNormalization, NormalizedNetwork, Segmenter
 from landslide_pipeline.training.checkpoint import (
-    ModelInputError, ModelSpec, fold_ensemble, load_model, member_spec, read_spec, save_calibration, save_model,
+    ModelInputError,
+    ModelSpec,
+    fold_ensemble,
+    load_model,
+    member_spec,
+    read_spec,
+    save_calibration,
+    save_model,
 )
 from landslide_pipeline.training.loop import init_model
 

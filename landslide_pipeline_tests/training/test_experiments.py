@@ -6,7 +6,11 @@ import torch
 from landslide_pipeline.training.augment import AugmentationSpec
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.experiments import (
-    Variant, band_variants, run_variant_experiment, size_variants, variant_split,
+    Variant,
+    band_variants,
+    run_variant_experiment,
+    size_variants,
+    variant_split,
 )
 from landslide_pipeline.training.loop import TrainingConfig
 

@@ -10,7 +10,13 @@ from landslide_pipeline.nn.segmenter import NormalizedNetwork, Segmenter
 from landslide_pipeline.training.augment import AugmentationSpec
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.loop import (
-    FoldData, TrainingConfig, fit_normalization, init_model, learning_rate_factor, predict_masks, train_segmentation,
+    FoldData,
+    TrainingConfig,
+    fit_normalization,
+    init_model,
+    learning_rate_factor,
+    predict_masks,
+    train_segmentation,
 )
 from landslide_pipeline.training.losses import LOSSES, DiceLoss, FocalLoss, class_weights, make_loss
 
