@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m landslide_pipeline.demo
 
-# Lint first (ruff, configured in pyproject.toml); pytest exits 5 when it collects no test:
-# report it loudly rather than pass silently.
+# Lint and type check first (ruff and mypy, configured in pyproject.toml); pytest exits 5 when it
+# collects no test: report it loudly rather than pass silently.
 test: $(STAMP)
 	$(BIN)/ruff check landslide_pipeline landslide_pipeline_tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest landslide_pipeline_tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -32,11 +32,13 @@ from rasterio.windows import Window
 # Lets the script run from a checkout where the package is not pip-installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landslide_pipeline.geo.synthetic import SyntheticSurveySpec, build_scene, generate_survey  # noqa: E402
+from landslide_pipeline.geo.scene import SceneFiles  # noqa: E402
 from landslide_pipeline.labelling.obia import label_scene  # noqa: E402
 from landslide_pipeline.labelling.rules import load_rules  # noqa: E402
 from landslide_pipeline.labelling.scene import ArraySource, RasterSource, windows  # noqa: E402
+from landslide_pipeline.layout import RAW_DEM, RAW_IMAGE  # noqa: E402
 from landslide_pipeline.metrics import ConfusionCounts, confusion_counts, segmentation_metrics  # noqa: E402
+from landslide_pipeline.synthetic import SyntheticSurveySpec, build_scene, generate_survey  # noqa: E402
 
 BENCH_DIR = Path(tempfile.gettempdir()) / "landslide-bench"
 DEFAULT_RULES = Path(__file__).resolve().parents[1] / "configs" / "obia_rules.toml"
@@ -61,7 +63,7 @@ def child(folder: Path, rules_path: Path) -> dict:
     """Labels the survey in this (child) process and reports times, memory and accuracy."""
     rules = load_rules(rules_path)
     cpu, wall = time.process_time(), time.perf_counter()
-    with RasterSource(folder / "image.tif", folder / "dem.tif") as source, label_scene(source, rules) as labels:
+    with RasterSource(SceneFiles((folder / RAW_IMAGE,), folder / RAW_DEM)) as source, label_scene(source, rules) as labels:
         seconds = dict(labels.seconds)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         summary = labels.summary()

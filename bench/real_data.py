@@ -97,12 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     from dagster import DagsterInstance, Definitions, define_asset_job
 
     from landslide_pipeline.defs import build_definitions
-    from landslide_pipeline.defs.evaluation_assets import read_evaluation_table
     from landslide_pipeline.defs.runner import run_chain
     from landslide_pipeline.demo import ensure_dagster_home
     from landslide_pipeline.layout import MAP_FACTS, REPORT_SUMMARY, DataLayout
     from landslide_pipeline.settings import PipelineSettings
-    from landslide_pipeline.training.evaluate import ENSEMBLE, fold_rows, pick_champion, summarise_by_architecture
+    from landslide_pipeline.training.evaluate import (
+        ENSEMBLE,
+        fold_rows,
+        pick_champion,
+        read_evaluation_table,
+        summarise_by_architecture,
+    )
 
     ensure_dagster_home(work)
     settings = PipelineSettings.from_env()

@@ -9,7 +9,7 @@ child process that reports its wall time, its peak RSS (``resource.getrusage``) 
 it read from files (``rchar`` of ``/proc/self/io``), in alternating rounds; medians count:
 
 - reference: a plain sequential windowed read, ``src.read(window=w)`` over the file's blocks;
-- tiler: the pipeline's own ``tile_survey`` writing uncompressed GeoTIFF tiles into a RAM
+- tiler: the pipeline's own ``SceneSurvey.tile`` writing uncompressed GeoTIFF tiles into a RAM
   folder (``/dev/shm``), so that, like the reference read from the page cache, it touches
   memory only and the figure is the tiler's, not the disk's;
 - tiler_disk: the same writing to a folder on disk (``/tmp``), for the end-to-end figure;
@@ -99,7 +99,7 @@ def child(mode: str, path: Path, tile_size: int, output_compress: str) -> dict:
         finally:
             shutil.rmtree(work)
     elif mode == "reference":
-        from landslide_pipeline.geo.tiling import GDAL_CACHE_MB
+        from landslide_pipeline.geo.scene import GDAL_CACHE_MB
 
         before, start = _rchar(), time.perf_counter()
         # The tiler's GDAL block cache; GDAL's default (5 % of RAM) makes this read slower and bigger.
@@ -109,17 +109,17 @@ def child(mode: str, path: Path, tile_size: int, output_compress: str) -> dict:
         seconds = time.perf_counter() - start
         n_tiles = 0
     else:
-        from landslide_pipeline.geo.survey import find_survey_files
-        from landslide_pipeline.geo.tiling import TilingSpec, tile_survey
+        from landslide_pipeline.geo.tiling import TilingSpec
+        from landslide_pipeline.surveys import open_survey
 
         work = Path(tempfile.mkdtemp(prefix="landslide-tiles-", dir=output_folder(mode)))
         try:
             survey = work / "survey"
             survey.mkdir()
             (survey / "survey.toml").write_text(f'source = "{path.parent}"\nimage = "{path.name}"\n')
-            files = find_survey_files(survey)
+            scene_survey = open_survey(survey)
             before, start = _rchar(), time.perf_counter()
-            index = tile_survey("bench", files, work / "tiles", TilingSpec(tile_size, compress=output_compress))
+            index = scene_survey.tile(work / "tiles", TilingSpec(tile_size, compress=output_compress))
             seconds = time.perf_counter() - start
             n_tiles = len(index)
         finally:

@@ -34,7 +34,8 @@ from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.layout import DataLayout, LabelSource
 from landslide_pipeline.metrics import segmentation_metrics
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
-from landslide_pipeline.model_store import DEFAULT_TRACKING_URI, ModelNotFoundError, resolve_model
+from landslide_pipeline.model_store import ModelNotFoundError, resolve_model
+from landslide_pipeline.settings import StorageSettings
 from landslide_pipeline.training.checkpoint import ModelInputError, load_model
 from landslide_pipeline.training.dataset import labelled_surveys, load_tile
 from landslide_pipeline.training.evaluate import LabelledTile, score_tiles
@@ -98,7 +99,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def train(args: argparse.Namespace) -> int:
     """`landslide train`: runs the whole chain on the named surveys of data/raw."""
     root = Path.cwd()
-    layout = DataLayout(root / "data")
+    layout = DataLayout(root / StorageSettings.from_env().data_dir)
     missing = [s for s in args.surveys if not layout.raw_survey(s).is_dir()]
     if missing:
         raise FileNotFoundError(f"no survey folder {', '.join(str(layout.raw_survey(s)) for s in missing)}: "
@@ -134,9 +135,12 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument("--dataset", nargs=2, metavar=("ADAPTER", "PATH"),
                         help="a pre-cut data set: an adapter name (e.g. l4s_rgb) or .toml file, and its folder")
     source.add_argument("--survey", metavar="SURVEY_ID", help="the labelled tiles of a prepared survey")
-    command.add_argument("--data", default="data", help="the pipeline's data folder, for --survey (default: data)")
-    command.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI),
-                         help=f"MLflow store (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    storage = StorageSettings.from_env()
+    command.add_argument("--data", default=storage.data_dir,
+                         help=f"the pipeline's data folder, for --survey (default: $LANDSLIDE_DATA, else "
+                              f"{StorageSettings.data_dir})")
+    command.add_argument("--tracking-uri", default=storage.tracking_uri,
+                         help=f"MLflow store (default: $MLFLOW_TRACKING_URI, else {StorageSettings.tracking_uri})")
     command.add_argument("--threshold", type=float, default=None,
                          help="decision threshold (default: the model's calibrated one)")
     command.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None,

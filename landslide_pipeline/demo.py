@@ -16,12 +16,11 @@ import pandas as pd
 from dagster import DagsterInstance
 
 from landslide_pipeline.defs import build_definitions
-from landslide_pipeline.defs.evaluation_assets import read_evaluation_table
 from landslide_pipeline.defs.runner import run_chain
-from landslide_pipeline.geo.synthetic import SyntheticSurveySpec, generate_survey
-from landslide_pipeline.layout import REPORT_SUMMARY, DataLayout
-from landslide_pipeline.settings import PipelineSettings
-from landslide_pipeline.training.evaluate import summarise_by_architecture
+from landslide_pipeline.layout import RAW_IMAGE, REPORT_SUMMARY, DataLayout
+from landslide_pipeline.settings import PipelineSettings, StorageSettings
+from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
+from landslide_pipeline.training.evaluate import read_evaluation_table, summarise_by_architecture
 
 DEMO_SURVEY = "demo_pit"
 #: Columns of the evaluation table the demo prints.
@@ -46,10 +45,10 @@ def run_project(root: Path, survey_ids: list[str], config: dict, label_experimen
     persistent instance and MLflow store of the project at ``root``, printing each step's time,
     then prints and returns the evaluation table."""
     home = ensure_dagster_home(root)
-    settings = PipelineSettings.from_env()
-    layout = DataLayout(root / "data")
+    settings, storage = PipelineSettings.from_env(), StorageSettings.from_env()
+    layout = DataLayout(root / storage.data_dir)
     started = time.perf_counter()
-    defs = build_definitions(settings)
+    defs = build_definitions(settings, storage)
     run_chain(defs, settings, DagsterInstance.get(), survey_ids, config,
               on_step=lambda name, s: print(f"[landslide] {name}: {s:.1f} s", flush=True),
               label_experiment=label_experiment, experiments=experiments)
@@ -84,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the input-band and training-set size experiments")
     args = parser.parse_args(argv)
     root = Path.cwd()
-    layout = DataLayout(root / "data")
-    if not (layout.raw_survey(DEMO_SURVEY) / "image.tif").is_file():
+    layout = DataLayout(root / StorageSettings.from_env().data_dir)
+    if not (layout.raw_survey(DEMO_SURVEY) / RAW_IMAGE).is_file():
         print(f"generating the demo survey into {layout.raw_survey(DEMO_SURVEY)}", flush=True)
         generate_survey(layout.raw_survey(DEMO_SURVEY), SyntheticSurveySpec())
     config = {"trained_model": {"epochs": args.epochs}} if args.epochs else {}

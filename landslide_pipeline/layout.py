@@ -6,7 +6,7 @@ data/
   raw/<survey_id>/            image.tif, dem.tif (optional), landslides.gpkg (optional)
   surveys/<survey_id>.json    validated survey metadata
   tiles/<survey_id>/          tiles.parquet (GeoParquet tile index), image/<tile>.tif, terrain/<tile>.tif
-  labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif (source: manual or obia), thresholds.json (obia)
+  labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif (source: manual or obia), segments.parquet + thresholds.json (obia)
   agreement/<survey_id>.parquet  object-oriented vs manual labels (and vs ground truth)
   training/<source>/          images.npy, masks.npy (each tile once), folds.parquet, training_set.json
   models/<source>/<architecture>/fold_<k>/  weights.pt (state dict), model.json, calibration.json
@@ -47,6 +47,13 @@ class LabelSource:
         return source
 
 
+# A raw survey folder's files by convention (survey.toml may name others).
+SURVEY_CONFIG = "survey.toml"
+RAW_IMAGE = "image.tif"
+RAW_DEM = "dem.tif"
+RAW_LABELS = ("landslides.gpkg", "landslides.geojson", "landslides.shp", "landslides.json")  # first found wins
+GROUND_TRUTH = "ground_truth.tif"  # synthetic surveys only: the true landslide raster
+
 # Tiles and labels of a survey.
 TILE_INDEX = "tiles.parquet"  # GeoParquet tile index of a survey's tiles
 LABEL_INDEX = "labels.parquet"  # the tile index of its labels, with each tile's landslide fraction
@@ -54,6 +61,7 @@ TILE_IMAGES = "image"  # image tiles, <tile>.tif
 TILE_TERRAIN = "terrain"  # DEM-derived tiles (elevation, slope, ...), <tile>.tif
 MASK_FOLDER = "masks"  # label masks, <tile>.tif
 OBIA_THRESHOLDS = "thresholds.json"  # the rule thresholds object-oriented labelling used
+OBIA_SEGMENTS = "segments.parquet"  # the classified objects: outlines, features, class
 # A training set (training.dataset).
 TRAINING_IMAGES = "images.npy"
 TRAINING_MASKS = "masks.npy"

@@ -19,9 +19,10 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 
 from landslide_pipeline.layout import MODEL_DESCRIPTION
+from landslide_pipeline.settings import StorageSettings
 
 #: The MLflow store of a project checkout, relative to its root (``make mlflow-ui`` opens it).
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+DEFAULT_TRACKING_URI = StorageSettings.tracking_uri
 WEIGHTS_ARTIFACTS = "weights"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -48,7 +50,13 @@ class FoldAssignment(pa.DataFrameModel):
         unique = ["survey_id", "tile_id"]
 
 
-_unit = dict(ge=0.0, le=1.0)
+class _Bounds(TypedDict):
+    ge: float
+    le: float
+
+
+# A TypedDict, not a plain dict: mypy checks each unpacked key against its own pa.Field parameter.
+_unit: _Bounds = {"ge": 0.0, "le": 1.0}
 
 
 class ScoredModels(pa.DataFrameModel):

@@ -4,10 +4,16 @@ Everything else (tile size, epochs, learning rate, ...) is run config on the ass
 the Dagster launchpad. Architectures and the fold count define the model partitions, so they must
 be known when the code location loads.
 
+Storage locations (the data folder, the MLflow stores) are declared here once too, so the Dagster
+resources, the demo and the ``landslide`` CLI agree on them.
+
 Environment variables:
     LANDSLIDE_ARCHITECTURES: comma-separated registry names (default ``linknet``, the architecture
         the ``cpu`` training profile was chosen for).
     LANDSLIDE_FOLDS: number of cross-validation folds, at least 2 (default 5).
+    LANDSLIDE_DATA: the data folder (default ``data``).
+    MLFLOW_TRACKING_URI: MLflow's runs and registry (default ``sqlite:///mlruns/mlflow.db``).
+    LANDSLIDE_ARTIFACT_ROOT: where new MLflow experiments keep model files (default ``mlruns/artifacts``).
 """
 
 from __future__ import annotations
@@ -22,7 +28,14 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "LANDSLIDE_ARCHITECTURES": ("linknet", "comma-separated architectures, one model partition each: "
                                            "unet, resunet, fcn, linknet (linknet: the cpu profile's choice)"),
     "LANDSLIDE_FOLDS": ("5", "k of the k-fold cross-validation (at least 2)"),
+    "LANDSLIDE_DATA": ("data", "the data folder: raw surveys and every output (relative: to the working directory)"),
+    "MLFLOW_TRACKING_URI": ("sqlite:///mlruns/mlflow.db", "MLflow's store of runs and registered models"),
+    "LANDSLIDE_ARTIFACT_ROOT": ("mlruns/artifacts", "where a new MLflow experiment keeps its model files"),
 }
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name, ENVIRONMENT[name][0])
 
 
 @dataclass(frozen=True)
@@ -44,8 +57,7 @@ class PipelineSettings:
     @classmethod
     def from_env(cls) -> PipelineSettings:
         """Reads LANDSLIDE_ARCHITECTURES and LANDSLIDE_FOLDS, falling back to the defaults."""
-        names = os.environ.get("LANDSLIDE_ARCHITECTURES", ENVIRONMENT["LANDSLIDE_ARCHITECTURES"][0])
-        folds = os.environ.get("LANDSLIDE_FOLDS", ENVIRONMENT["LANDSLIDE_FOLDS"][0])
+        names, folds = _env("LANDSLIDE_ARCHITECTURES"), _env("LANDSLIDE_FOLDS")
         try:
             n_folds = int(folds)
         except ValueError as err:
@@ -54,3 +66,27 @@ class PipelineSettings:
             architectures=tuple(n.strip() for n in names.split(",") if n.strip()),
             n_folds=n_folds,
         )
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where the pipeline keeps its files and its MLflow stores.
+
+    Attributes:
+        data_dir: The data folder (``layout.DataLayout``'s root).
+        tracking_uri: MLflow's tracking store (runs and registry).
+        artifact_root: Where a new MLflow experiment keeps its model files.
+    """
+
+    data_dir: str = ENVIRONMENT["LANDSLIDE_DATA"][0]
+    tracking_uri: str = ENVIRONMENT["MLFLOW_TRACKING_URI"][0]
+    artifact_root: str = ENVIRONMENT["LANDSLIDE_ARTIFACT_ROOT"][0]
+
+    @classmethod
+    def from_env(cls) -> StorageSettings:
+        """Reads LANDSLIDE_DATA, MLFLOW_TRACKING_URI and LANDSLIDE_ARTIFACT_ROOT, falling back to the defaults."""
+        return cls(_env("LANDSLIDE_DATA"), _env("MLFLOW_TRACKING_URI"), _env("LANDSLIDE_ARTIFACT_ROOT"))
+
+
+#: The defaults: ``data/`` and ``mlruns/`` of the working directory.
+DEFAULT_STORAGE = StorageSettings()

@@ -10,13 +10,13 @@ import torch
 from dagster import AssetKey, DagsterInstance
 
 from landslide_pipeline.defs import build_definitions
-from landslide_pipeline.defs.evaluation_assets import read_evaluation_table
 from landslide_pipeline.defs.runner import run_chain
-from landslide_pipeline.geo.synthetic import SyntheticSurveySpec, generate_survey
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.schemas import EvaluationTable
-from landslide_pipeline.settings import PipelineSettings
+from landslide_pipeline.settings import PipelineSettings, StorageSettings
+from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
 from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.training.evaluate import read_evaluation_table
 
 SURVEY = "tiny_pit"
 
@@ -28,8 +28,7 @@ def chain(tmp_path_factory):
     generate_survey(layout.raw_survey(SURVEY), SyntheticSurveySpec(size_px=512, n_landslides=6, seed=11))
     settings = PipelineSettings(architectures=("unet",), n_folds=2)
     tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
-    defs = build_definitions(settings, data_dir=str(layout.root), tracking_uri=tracking_uri,
-                             artifact_root=str(root / "mlruns" / "artifacts"))
+    defs = build_definitions(settings, StorageSettings(str(layout.root), tracking_uri, str(root / "mlruns" / "artifacts")))
     instance = DagsterInstance.ephemeral()
     results = run_chain(defs, settings, instance, [SURVEY],
                         {"survey_tiles": {"tile_size": 64},

@@ -22,45 +22,87 @@ color = [255, 0, 0]            # rgb: the landslide colour in bands 1-3
 threshold = 127                # threshold: landslide where value > threshold (lossy JPEG masks)
 labels = ["landslide"]         # labelme: shape labels that mark a landslide
 ```
+
+Unknown keys, wrong types and wrong values are refused, naming the file and the key
+(``[mask].encoding``; ``[adapter.mask].encoding`` in an inline table).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self, get_args
 
-from landslide_pipeline.geo.config import DEFAULT_LABEL_NAMES, Table, read_toml
+from pydantic import AfterValidator, StrictFloat, StrictInt, StrictStr, model_validator
+
+from landslide_pipeline.config_files import BandNumbers, Location, Names, TomlTable, read_toml, validate
 from landslide_pipeline.geo.errors import SurveyInputError
+from landslide_pipeline.geo.labelme import DEFAULT_LABEL_NAMES
 
 #: The adapters shipped with the project, one per data set in the shared data folder.
 ADAPTERS_DIR = Path(__file__).resolve().parents[2] / "configs" / "datasets"
-MASK_ENCODINGS = ("0/1", "0/255", "rgb", "threshold", "labelme")
-HDF5_AXES = ("HWC", "CHW")
+MaskEncoding = Literal["0/1", "0/255", "rgb", "threshold", "labelme"]
+Hdf5Axes = Literal["HWC", "CHW"]
+MASK_ENCODINGS: tuple[str, ...] = get_args(MaskEncoding)
+HDF5_AXES: tuple[str, ...] = get_args(Hdf5Axes)
 
 
-@dataclass(frozen=True)
-class ImageFiles:
-    """Where a data set's images are and which of their bands to use."""
-
-    pattern: str
-    bands: tuple[int, ...] | None = None
-    hdf5_key: str | None = None
-    axes: str = "HWC"
+def _inside_data_set(pattern: str) -> str:
+    if not pattern:
+        raise ValueError("must not be empty")
+    if pattern.count("*") > 1 or "**" in pattern or Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        raise ValueError(f"{pattern!r} must be relative, inside the data set, with at most one '*'")
+    return pattern
 
 
-@dataclass(frozen=True)
-class MaskFiles:
-    """Where a data set's masks are and how landslide pixels are encoded in them."""
+#: A glob relative to the data set folder with at most one ``*``.
+Pattern = Annotated[StrictStr, AfterValidator(_inside_data_set)]
 
-    pattern: str
-    encoding: str = "0/1"
-    band: int = 1
-    hdf5_key: str | None = None
-    axes: str = "HWC"
-    color: tuple[int, int, int] | None = None
-    threshold: float | None = None
-    labels: tuple[str, ...] = DEFAULT_LABEL_NAMES
+
+class ImageFiles(TomlTable):
+    """The ``[image]`` table: where a data set's images are and which of their bands to use."""
+
+    pattern: Pattern
+    bands: BandNumbers | None = None
+    hdf5_key: StrictStr | None = None
+    axes: Hdf5Axes = "HWC"
+
+
+class MaskFiles(TomlTable):
+    """The ``[mask]`` table: where a data set's masks are and how landslide pixels are encoded."""
+
+    pattern: Pattern
+    encoding: MaskEncoding = "0/1"
+    band: StrictInt = 1
+    hdf5_key: StrictStr | None = None
+    axes: Hdf5Axes = "HWC"
+    color: tuple[StrictInt, StrictInt, StrictInt] | None = None
+    threshold: StrictFloat | None = None
+    labels: Names = DEFAULT_LABEL_NAMES
+
+    @model_validator(mode="after")
+    def _encoding_settings(self) -> Self:
+        if self.encoding == "rgb" and self.color is None:
+            raise ValueError('encoding = "rgb" needs color = [r, g, b]')
+        if self.encoding == "threshold" and self.threshold is None:
+            raise ValueError('encoding = "threshold" needs a threshold')
+        return self
+
+
+class _AdapterFile(TomlTable):
+    """An adapter's top-level table; ``DatasetAdapter`` describes the keys."""
+
+    description: StrictStr = ""
+    nodata: StrictFloat | None = None
+    image: ImageFiles
+    mask: MaskFiles | None = None
+
+    @model_validator(mode="after")
+    def _patterns_pair(self) -> Self:
+        if self.mask is not None and self.mask.pattern.count("*") != self.image.pattern.count("*"):
+            raise ValueError("image and mask patterns must hold the same number of '*'")
+        return self
 
 
 @dataclass(frozen=True)
@@ -86,7 +128,7 @@ def resolve_adapter(ref: str | dict[str, Any], config_file: Path) -> DatasetAdap
         SurveyInputError: an unknown name, a missing file or an invalid adapter.
     """
     if isinstance(ref, dict):
-        return parse_adapter(Table(config_file, ref, "adapter."), name=config_file.parent.name)
+        return parse_adapter(ref, config_file.parent.name, config_file, where=("adapter",))
     if ref.endswith(".toml") or "/" in ref:
         path = (config_file.parent / ref).resolve()
     else:
@@ -98,58 +140,16 @@ def resolve_adapter(ref: str | dict[str, Any], config_file: Path) -> DatasetAdap
 
 def load_adapter(path: Path) -> DatasetAdapter:
     """Reads an adapter TOML file."""
-    if not Path(path).is_file():
+    path = Path(path)
+    if not path.is_file():
         raise SurveyInputError(path, "adapter config not found")
-    return parse_adapter(read_toml(Path(path)), name=Path(path).stem)
+    return parse_adapter(read_toml(path), path.stem, path)
 
 
-def parse_adapter(table: Table, name: str) -> DatasetAdapter:
-    """Builds an adapter from its TOML table, checking every key."""
-    image, mask = table.table("image"), table.table("mask")
-    if image is None:
-        raise SurveyInputError(table.path, "adapter needs an [image] table with a pattern")
-    adapter = DatasetAdapter(name=name, image=_image_files(image), mask=_mask_files(mask) if mask else None,
-                             nodata=_optional_float(table.get("nodata", (int, float))),
-                             description=table.get("description", str, ""))
-    table.finish()
-    if adapter.mask is not None and adapter.mask.pattern.count("*") != adapter.image.pattern.count("*"):
-        raise SurveyInputError(table.path, "image and mask patterns must hold the same number of '*'")
-    return adapter
+def parse_adapter(data: Mapping[str, Any], name: str, path: Path, where: Location = ()) -> DatasetAdapter:
+    """Builds an adapter from its TOML table, found at ``where`` in the file ``path``.
 
-
-def _image_files(table: Table) -> ImageFiles:
-    files = ImageFiles(pattern=_pattern(table), bands=table.get_list("bands", int, ()) or None,
-                       hdf5_key=table.get("hdf5_key", str), axes=table.choice("axes", HDF5_AXES, "HWC"))
-    table.finish()
-    if files.bands and min(files.bands) < 1:
-        raise SurveyInputError(table.path, f"image bands are 1-based, got {list(files.bands)}")
-    return files
-
-
-def _mask_files(table: Table) -> MaskFiles:
-    color = table.get_list("color", int, ())
-    files = MaskFiles(pattern=_pattern(table), encoding=table.choice("encoding", MASK_ENCODINGS, "0/1"),
-                      band=table.get("band", int, 1), hdf5_key=table.get("hdf5_key", str),
-                      axes=table.choice("axes", HDF5_AXES, "HWC"), color=tuple(color) if color else None,
-                      threshold=_optional_float(table.get("threshold", (int, float))),
-                      labels=table.get_list("labels", str, DEFAULT_LABEL_NAMES))
-    table.finish()
-    if files.encoding == "rgb" and (files.color is None or len(files.color) != 3):
-        raise SurveyInputError(table.path, 'encoding = "rgb" needs color = [r, g, b]')
-    if files.encoding == "threshold" and files.threshold is None:
-        raise SurveyInputError(table.path, 'encoding = "threshold" needs a threshold')
-    return files
-
-
-def _pattern(table: Table) -> str:
-    pattern = table.get("pattern", str)
-    if not pattern:
-        raise SurveyInputError(table.path, f"{table.where}pattern is required")
-    if pattern.count("*") > 1 or "**" in pattern or Path(pattern).is_absolute() or ".." in Path(pattern).parts:
-        raise SurveyInputError(table.path, f"pattern {pattern!r} must be relative, inside the data set, "
-                                           "with at most one '*'")
-    return pattern
-
-
-def _optional_float(value: int | float | None) -> float | None:
-    return None if value is None else float(value)
+    Raises:
+        SurveyInputError: an unknown key or a wrong type or value, naming ``path`` and the key.
+    """
+    return DatasetAdapter(name=name, **dict(validate(_AdapterFile, data, path, where)))

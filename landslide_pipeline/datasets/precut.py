@@ -99,7 +99,7 @@ def inspect_dataset(root: Path, adapter: DatasetAdapter) -> DatasetSummary:
     for pair in pairs:
         info = image_info(pair.image, adapter.image) if pair is not pairs[0] else first
         _check_same_kind(pair.image, info, first, pairs[0].image)
-        if pair.mask is not None:
+        if pair.mask is not None and adapter.mask is not None:
             found = mask_shape(pair.mask, adapter.mask)
             if found != (info.height, info.width):
                 raise SurveyInputError(pair.mask, f"mask is {found[0]}x{found[1]} px but its image {pair.image.name} "
@@ -158,6 +158,7 @@ def read_labelled_pairs(root: Path, adapter: DatasetAdapter) -> Iterator[Labelle
         raise SurveyInputError(root, f"adapter {adapter.name!r} has no [mask]; the data set is unlabelled")
     for pair in find_pairs(root, adapter):
         pixels, transparent = read_image(pair.image, adapter.image)
+        assert pair.mask is not None  # find_pairs pairs every image with a mask when the adapter names masks
         mask = read_mask(pair.mask, adapter.mask, pixels.shape[1:])
         yield LabelledPair(pair.key, pixels, _invalid(pixels, transparent, adapter.nodata), mask)
 
@@ -197,6 +198,7 @@ def label_dataset(index: pd.DataFrame, root: Path, adapter: DatasetAdapter, out_
         for key, tiles in index.groupby("source", sort=False):
             pair = pairs[key]
             info = image_info(pair.image, adapter.image)
+            assert pair.mask is not None and adapter.mask is not None  # checked on entry: the adapter names masks
             mask = read_mask(pair.mask, adapter.mask, (info.height, info.width))
             jobs = []
             for label, tile in tiles.iterrows():

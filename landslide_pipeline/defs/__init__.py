@@ -22,12 +22,10 @@ from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
 from landslide_pipeline.defs.training_assets import build_training_assets
 from landslide_pipeline.layout import LabelSource
-from landslide_pipeline.settings import PipelineSettings
+from landslide_pipeline.settings import DEFAULT_STORAGE, PipelineSettings, StorageSettings
 
 
-def build_definitions(settings: PipelineSettings, data_dir: str = "data",
-                      tracking_uri: str = "sqlite:///mlruns/mlflow.db",
-                      artifact_root: str = "mlruns/artifacts") -> Definitions:
+def build_definitions(settings: PipelineSettings, storage: StorageSettings = DEFAULT_STORAGE) -> Definitions:
     """The project's Definitions for the given partition settings and storage locations."""
     definitions = [
         raw_survey, survey_tiles, manual_labels, obia_labels, label_agreement, label_agreement_schema,
@@ -42,7 +40,7 @@ def build_definitions(settings: PipelineSettings, data_dir: str = "data",
         jobs=[*build_jobs(model_partitions(settings)), ingest_survey, map_surveys],
         sensors=[new_survey_sensor, survey_automation],
         resources={
-            "data_store": DataStore(root=data_dir),
-            "mlflow_tracking": MlflowTracking(tracking_uri=tracking_uri, artifact_root=artifact_root),
+            "data_store": DataStore(root=storage.data_dir),
+            "mlflow_tracking": MlflowTracking(tracking_uri=storage.tracking_uri, artifact_root=storage.artifact_root),
         },
     )

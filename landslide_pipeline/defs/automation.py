@@ -24,7 +24,7 @@ from dagster import (
     sensor,
 )
 
-from landslide_pipeline.defs.partitions import survey_partitions
+from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS, survey_partitions
 from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.geo.arrivals import ready_surveys, surveys_to_run
 
@@ -42,7 +42,7 @@ def new_survey_sensor(context: SensorEvaluationContext, data_store: DataStore) -
     seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     ready = ready_surveys(data_store.layout.raw)
     due = surveys_to_run(ready, seen)
-    known = set(context.instance.get_dynamic_partitions(survey_partitions.name))
+    known = set(context.instance.get_dynamic_partitions(SURVEY_PARTITIONS))
     new = [survey_id for survey_id in due if survey_id not in known]
     return SensorResult(
         run_requests=[RunRequest(run_key=f"{survey_id}:{ready[survey_id]}", partition_key=survey_id) for survey_id in due],

@@ -34,7 +34,9 @@ def asset_configs(defs: Definitions) -> list[tuple[list[str], type[Config]]]:
     for asset_def in defs.assets or []:
         if not isinstance(asset_def, AssetsDefinition):
             continue
-        function = asset_def.op.compute_fn.decorated_fn
+        compute_fn = asset_def.op.compute_fn
+        # An @asset's op holds its function in a (not callable) DecoratedOpFunction; a bare op holds the function.
+        function = compute_fn if callable(compute_fn) else compute_fn.decorated_fn
         for parameter in inspect.signature(function).parameters.values():
             annotation = parameter.annotation
             if inspect.isclass(annotation) and issubclass(annotation, Config) \

@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -22,7 +23,7 @@ from pydantic import Field
 from landslide_pipeline.defs.checks import schema_failures
 from landslide_pipeline.defs.publish import publish_report
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking, model_metadata
-from landslide_pipeline.layout import DataLayout, LabelSource, csv_twin
+from landslide_pipeline.layout import LabelSource, csv_twin
 from landslide_pipeline.reports.experiments import ExperimentReport, write_comparison_report
 from landslide_pipeline.reports.markdown import MlflowLinks
 from landslide_pipeline.reports.panels import panel_tiles
@@ -34,51 +35,16 @@ from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.evaluate import (
     ENSEMBLE,
     FOLD,
-    best_fold,
+    best_fold_models,
     compare_label_sources,
     cross_validation_f1,
-    evaluate_ensemble,
-    evaluate_fold_model,
+    evaluate_models,
+    fold_model_dirs,
+    obia_training_set,
     pick_champion,
+    read_evaluation_table,
     summarise_by_architecture,
 )
-
-
-def read_evaluation_table(layout: DataLayout) -> pd.DataFrame:
-    """The evaluation table the evaluation_table asset wrote."""
-    return pd.read_parquet(layout.evaluation_table)
-
-
-def fold_model_dirs(settings: PipelineSettings, layout: DataLayout, source: str, architecture: str) -> list:
-    """The folders of an architecture's fold models.
-
-    Raises:
-        FileNotFoundError: a fold model is missing (naming the partition to materialize).
-    """
-    prefix = "" if source == LabelSource.MANUAL else f"{source}_"
-    dirs = [layout.model(source, architecture, fold) for fold in range(settings.n_folds)]
-    for fold, model_dir in enumerate(dirs):
-        if not model_dir.is_dir():
-            raise FileNotFoundError(f"{model_dir}: no trained model; materialize {prefix}trained_model "
-                                    f"partition {architecture}|{fold} first")
-    return dirs
-
-
-def evaluate_models(settings: PipelineSettings, layout: DataLayout, sources: list[str],
-                    samples: TrainingSet, ensembles: bool = False) -> pd.DataFrame:
-    """Rows of every architecture x fold model of each label source, scored on ``samples``, and
-    with ``ensembles`` of each architecture's fold ensemble on the test split."""
-    rows = []
-    for source in sources:
-        for architecture in settings.architectures:
-            for model_dir in fold_model_dirs(settings, layout, source, architecture):
-                rows.extend(evaluate_fold_model(model_dir, samples))
-            if ensembles:
-                ensemble_dir = layout.ensemble(source, architecture)
-                if not ensemble_dir.is_dir():
-                    raise FileNotFoundError(f"{ensemble_dir}: no fold ensemble; materialize fold_ensembles first")
-                rows.extend(evaluate_ensemble(ensemble_dir, samples))
-    return pd.DataFrame(rows)
 
 
 def schema_check(table: pd.DataFrame, settings: PipelineSettings, sources: list[str]) -> AssetCheckResult:
@@ -119,7 +85,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         layout = data_store.layout
         facts = {}
         for architecture in settings.architectures:
-            dirs = fold_model_dirs(settings, layout, LabelSource.MANUAL, architecture)
+            dirs = fold_model_dirs(layout, LabelSource.MANUAL, architecture, settings.n_folds)
             model, spec, pooled = fold_ensemble(dirs, config.flips)
             tags = {"dagster.run_id": context.run.run_id, "architecture": architecture, "label_source": LabelSource.MANUAL,
                     "landslide.kind": ENSEMBLE}
@@ -130,7 +96,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
                                             "threshold": spec.threshold, "architecture": architecture})
                 with atomic_directory(layout.ensemble(LabelSource.MANUAL, architecture)) as staging:
                     save_model(staging, model, spec)
-                    example = TrainingSet.load(layout.training_set(LabelSource.MANUAL)).images[[0, 0]]
+                    example = TrainingSet.load(layout.training_set(LabelSource.MANUAL)).images[np.array([0, 0])]
                     mlflow_tracking.log_model(model, spec, example, staging)
             facts[architecture] = {"threshold": spec.threshold, "members": len(spec.members),
                                    "oof_pixels": pooled.pixels, "mlflow_run_id": run.info.run_id}
@@ -148,7 +114,8 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         the test tiles, from confusion counts summed over all pixels of the split."""
         layout = data_store.layout
         samples = TrainingSet.load(layout.training_set(LabelSource.MANUAL))
-        table = evaluate_models(settings, layout, [LabelSource.MANUAL], samples, ensembles=True)
+        table = evaluate_models(layout, [LabelSource.MANUAL], settings.architectures, settings.n_folds, samples,
+                                ensembles=True)
         with atomic_directory(layout.evaluation) as staging:
             table.to_parquet(staging / layout.evaluation_table.name, index=False)
             table.to_csv(staging / csv_twin(layout.evaluation_table.name), index=False)
@@ -201,14 +168,10 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         set per label source; the summary gives each source's mean over folds per split and the
         object-oriented labels' relative change of each score."""
         layout = data_store.layout
-        samples = TrainingSet.load(layout.training_set(LabelSource.OBIA))
-        if samples.reference_source != LabelSource.MANUAL:
-            raise ValueError("the object-oriented training set has no manual reference masks: materialize "
-                             "training_set before obia_training_set, on surveys with manual labels")
-        table = evaluate_models(settings, layout, [LabelSource.MANUAL, LabelSource.OBIA], samples)
+        samples = obia_training_set(layout)
+        table = evaluate_models(layout, LabelSource.ALL, settings.architectures, settings.n_folds, samples)
         summary = compare_label_sources(table, LabelSource.MANUAL, LabelSource.OBIA)
-        models = {f"{source} {a}": layout.model(source, a, best_fold(table[table["label_source"] == source], a))
-                  for a in settings.architectures for source in (LabelSource.MANUAL, LabelSource.OBIA)}
+        models = best_fold_models(table, layout, LabelSource.ALL, settings.architectures)
         config = {"architectures": list(settings.architectures), "folds": settings.n_folds,
                   "reference": LabelSource.MANUAL, "obia_training_set_id": samples.set_id}
 
@@ -232,7 +195,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
     @asset_check(asset=label_source_comparison, blocking=True,
                  description="pandera EvaluationTable schema, and a row per label source x architecture x fold")
     def label_source_comparison_schema(data_store: DataStore) -> AssetCheckResult:
-        return schema_check(pd.read_parquet(data_store.layout.label_source_table), settings, [LabelSource.MANUAL, LabelSource.OBIA])
+        return schema_check(pd.read_parquet(data_store.layout.label_source_table), settings, list(LabelSource.ALL))
 
     return [fold_ensembles, evaluation_table, evaluation_table_schema, champion_model, label_source_comparison,
             label_source_comparison_schema]

@@ -5,7 +5,6 @@ job builds them with the manual labels.
 """
 
 import json
-import tempfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -26,17 +25,14 @@ from pydantic import Field
 from landslide_pipeline.defs.checks import schema_failures
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore
-from landslide_pipeline.geo.mosaic import mosaic_vrt
-from landslide_pipeline.geo.survey import find_survey_files
-from landslide_pipeline.geo.synthetic import GROUND_TRUTH_NAME
 from landslide_pipeline.labelling.agreement import agreement_table, survey_agreement
 from landslide_pipeline.labelling.rules import load_rules
 from landslide_pipeline.labelling.tiles import TileMasks, label_survey_objects
-from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, OBIA_THRESHOLDS, TILE_INDEX, DataLayout, LabelSource
-from landslide_pipeline.schemas import LabelAgreement, ObiaSegments, TileIndex
+from landslide_pipeline.layout import GROUND_TRUTH, LABEL_INDEX, MASK_FOLDER, TILE_INDEX, DataLayout, LabelSource
+from landslide_pipeline.schemas import LabelAgreement
 from landslide_pipeline.storage import atomic_directory, atomic_file
+from landslide_pipeline.surveys import open_survey
 
-SEGMENTS = "segments.parquet"
 DEFAULT_RULES = "configs/obia_rules.toml"
 
 
@@ -69,25 +65,15 @@ def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: 
     """
     layout = data_store.layout
     survey_id = context.partition_key
-    index = gpd.read_parquet(layout.tiles(survey_id) / TILE_INDEX)
-    if (index["row_off"] < 0).any():
+    survey = open_survey(layout.raw_survey(survey_id))
+    if survey.scene is None:
         context.log.warning(f"survey {survey_id} is a pre-cut tile data set without a scene: no object labels")
         return MaterializeResult(metadata={"labelled": False})
+    index = gpd.read_parquet(layout.tiles(survey_id) / TILE_INDEX)
     rules = load_rules(Path(config.rules_path))
     reference = _manual_samples(layout, survey_id) if rules.needs_samples() and config.samples_from_manual else None
-    files = find_survey_files(layout.raw_survey(survey_id))
-    with tempfile.TemporaryDirectory() as scratch, atomic_directory(layout.labels(LabelSource.OBIA, survey_id)) as staging:
-        image = files.image
-        if len(files.images) > 1:  # a mosaic of crops: segment the whole scene through its virtual mosaic
-            image = Path(scratch) / "scene.vrt"
-            image.write_text(mosaic_vrt(files.images))
-        result = label_survey_objects(image, files.dem, index, rules, staging, reference)
-        TileIndex.validate(result.labels)
-        ObiaSegments.validate(result.segments)
-        result.labels.to_parquet(staging / LABEL_INDEX, index=False)
-        result.segments.to_parquet(staging / SEGMENTS, index=False)
-        (staging / OBIA_THRESHOLDS).write_text(json.dumps(
-            {"rules": rules.source, "thresholds": result.thresholds, "summary": result.summary}, indent=2, default=str))
+    with atomic_directory(layout.labels(LabelSource.OBIA, survey_id)) as staging:
+        result = label_survey_objects(survey.scene, index, rules, staging, reference)
     thresholds = pd.DataFrame(result.thresholds)
     context.log.info("thresholds used:\n" + thresholds.to_string(index=False))
     return MaterializeResult(metadata={
@@ -119,7 +105,7 @@ def label_agreement(context: AssetExecutionContext, data_store: DataStore) -> Ma
     survey_id = context.partition_key
     sources = {name: (pd.read_parquet(layout.labels(name, survey_id) / LABEL_INDEX), layout.labels(name, survey_id))
                for name in (LabelSource.OBIA, LabelSource.MANUAL) if (layout.labels(name, survey_id) / LABEL_INDEX).is_file()}
-    truth = layout.raw_survey(survey_id) / GROUND_TRUTH_NAME
+    truth = layout.raw_survey(survey_id) / GROUND_TRUTH
     table = agreement_table(survey_agreement(survey_id, sources, LabelSource.OBIA, LabelSource.MANUAL, truth if truth.is_file() else None))
     with atomic_file(agreement_path(layout, survey_id)) as tmp:
         table.to_parquet(tmp, index=False)

@@ -9,7 +9,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import geopandas as gpd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -29,29 +28,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from landslide_pipeline.defs.partitions import survey_partitions
+from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS, survey_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
-from landslide_pipeline.geo.changes import ChangeRules, change_summary, detect_changes, previous_survey
-from landslide_pipeline.geo.survey import find_survey_files
-from landslide_pipeline.layout import (
-    CHANGES_POLYGONS,
-    CHANGES_SUMMARY,
-    CHANGES_TABLE,
-    MAP_FACTS,
-    MAP_MASK,
-    MAP_POLYGONS,
-    MAP_PROBABILITY,
-    DataLayout,
-)
-from landslide_pipeline.mapping import (
-    LANDSLIDES_LAYER,
-    PredictionSpec,
-    VectorizeSpec,
-    predict_survey,
-    vectorize_landslides,
-    write_geopackage,
-)
+from landslide_pipeline.layout import CHANGES_SUMMARY
+from landslide_pipeline.mapping import PredictionSpec, VectorizeSpec
+from landslide_pipeline.mapping.changes import ChangeRules, write_site_changes
+from landslide_pipeline.mapping.landslide_map import write_landslide_map
 from landslide_pipeline.storage import atomic_directory
+from landslide_pipeline.surveys import open_survey
 
 
 class MappingConfig(Config):
@@ -76,30 +60,26 @@ def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_st
     version that made them. Pre-cut tile data sets have no scene and are not mapped."""
     layout = data_store.layout
     survey_id = context.partition_key
-    files = find_survey_files(layout.raw_survey(survey_id))
-    if files.kind != "scene":
+    survey = open_survey(layout.raw_survey(survey_id))
+    if survey.scene is None:
         context.log.warning(f"{survey_id} is a pre-cut tile data set: no scene to map")
         return MaterializeResult(metadata={"mapped": False})
     spec = PredictionSpec(window=config.window, overlap=config.overlap, threshold=config.threshold)
+    vectorize = VectorizeSpec(min_area_m2=config.min_area_m2, simplify_m=config.simplify_m)
     with tempfile.TemporaryDirectory() as download, atomic_directory(layout.map(survey_id)) as staging:
         model_dir, version, run_id = mlflow_tracking.download_model(config.model_alias, Path(download))
         context.log.info(f"mapping {survey_id} with {mlflow_tracking.registered_model_name} v{version} "
                          f"(@{config.model_alias}, run {run_id})")
-        report = predict_survey(files, model_dir, staging, spec)
-        polygons = vectorize_landslides(staging / MAP_MASK, staging / MAP_PROBABILITY, staging / MAP_POLYGONS,
-                                        VectorizeSpec(min_area_m2=config.min_area_m2, simplify_m=config.simplify_m))
-        facts = {"survey_id": survey_id, "model": mlflow_tracking.registered_model_name, "alias": config.model_alias,
-                 "version": version, "mlflow_run_id": run_id, "config": config.model_dump(),
-                 "n_landslides": len(polygons), "landslide_area_m2": float(polygons["area_m2"].sum()),
-                 **report.to_dict(),
-                 # The report names the staging files; the map's files are these once it is renamed.
-                 "probability": str(layout.map(survey_id) / MAP_PROBABILITY),
-                 "mask": str(layout.map(survey_id) / MAP_MASK)}
-        (staging / MAP_FACTS).write_text(json.dumps(facts, indent=2, default=str))
+        provenance = {"survey_id": survey_id, "model": mlflow_tracking.registered_model_name,
+                      "alias": config.model_alias, "version": version, "mlflow_run_id": run_id,
+                      "config": config.model_dump()}
+        result = write_landslide_map(survey.scene, model_dir, staging, spec, vectorize, provenance,
+                                     layout.map(survey_id))
     return MaterializeResult(metadata={
         "mapped": True, "model_version": version, "model_alias": config.model_alias, "mlflow_run_id": run_id,
-        "n_landslides": len(polygons), "landslide_area_m2": round(float(polygons["area_m2"].sum()), 1),
-        "landslide_fraction": report.landslide_fraction, "megapixels_per_second": report.megapixels_per_second,
+        "n_landslides": len(result.polygons), "landslide_area_m2": round(result.landslide_area_m2, 1),
+        "landslide_fraction": result.report.landslide_fraction,
+        "megapixels_per_second": result.report.megapixels_per_second,
         "path": MetadataValue.path(str(layout.map(survey_id))),
     })
 
@@ -113,11 +93,6 @@ class ChangeConfig(Config):
     alert_area_m2: float = Field(500.0, description="New + grown area (m2) above which the check warns.")
 
 
-def _survey_records(layout: DataLayout, survey_ids: list[str]) -> list[dict]:
-    paths = (layout.survey_metadata(s) for s in survey_ids)
-    return [json.loads(p.read_text()) for p in paths if p.is_file()]
-
-
 @asset(partitions_def=survey_partitions, group_name="mapping", kinds={"geopackage", "parquet"},
        deps=[landslide_map], code_version="1", automation_condition=AutomationCondition.eager())
 def landslide_changes(context: AssetExecutionContext, config: ChangeConfig, data_store: DataStore) -> MaterializeResult:
@@ -128,24 +103,10 @@ def landslide_changes(context: AssetExecutionContext, config: ChangeConfig, data
     layout = data_store.layout
     survey_id = context.partition_key
     rules = ChangeRules(config.min_growth_m2, config.min_growth_fraction, config.min_overlap_m2, config.alert_area_m2)
-    records = _survey_records(layout, context.instance.get_dynamic_partitions(survey_partitions.name))
-    previous = previous_survey(records, survey_id) if any(r["survey_id"] == survey_id for r in records) else None
-    current_map = layout.map(survey_id) / MAP_POLYGONS
     with atomic_directory(layout.changes(survey_id)) as staging:
-        if previous is None or not current_map.is_file():
-            summary = {"previous": None, "alert": False, "alert_area_m2": config.alert_area_m2,
-                       "note": "no earlier survey of this site, or no map"}
-        else:
-            previous_map = layout.map(previous) / MAP_POLYGONS
-            if not previous_map.is_file():
-                raise FileNotFoundError(f"{previous_map}: materialize landslide_map for {previous} first")
-            changes = detect_changes(gpd.read_file(previous_map, layer=LANDSLIDES_LAYER),
-                                     gpd.read_file(current_map, layer=LANDSLIDES_LAYER), rules)
-            write_geopackage(changes, staging / CHANGES_POLYGONS, layer="changes")
-            changes.to_parquet(staging / CHANGES_TABLE, index=False)
-            summary = {"previous": previous, **change_summary(changes, rules), "alert_area_m2": config.alert_area_m2}
-        (staging / CHANGES_SUMMARY).write_text(json.dumps(summary, indent=2))
-    context.log.info(f"changes of {survey_id} since {previous}: {summary}")
+        summary = write_site_changes(layout, survey_id, context.instance.get_dynamic_partitions(SURVEY_PARTITIONS),
+                                     rules, staging)
+    context.log.info(f"changes of {survey_id} since {summary['previous']}: {summary}")
     return MaterializeResult(metadata={**{k: v for k, v in summary.items() if v is not None},
                                        "path": MetadataValue.path(str(layout.changes(survey_id)))})
 
@@ -171,5 +132,5 @@ map_surveys = define_asset_job(MAP_SURVEYS, ["landslide_map", "landslide_changes
 def nightly_mapping(context: ScheduleEvaluationContext) -> Iterator[RunRequest]:
     """One run per survey, keyed by survey and day, so a day is never mapped twice."""
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    for survey_id in context.instance.get_dynamic_partitions(survey_partitions.name):
+    for survey_id in context.instance.get_dynamic_partitions(SURVEY_PARTITIONS):
         yield RunRequest(run_key=f"{survey_id}:{day}", partition_key=survey_id)

@@ -6,7 +6,9 @@ from dagster import DynamicPartitionsDefinition, MultiPartitionsDefinition, Stat
 
 from landslide_pipeline.settings import PipelineSettings
 
-survey_partitions = DynamicPartitionsDefinition(name="survey")
+#: The dynamic partitions of surveys: one per folder under data/raw/.
+SURVEY_PARTITIONS = "survey"
+survey_partitions = DynamicPartitionsDefinition(name=SURVEY_PARTITIONS)
 
 
 def model_partitions(settings: PipelineSettings) -> MultiPartitionsDefinition:

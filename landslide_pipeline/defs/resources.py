@@ -16,6 +16,7 @@ from pydantic import Field
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.model_store import DEFAULT_TRACKING_URI, resolve_model, resolve_tracking_uri
 from landslide_pipeline.nn.segmenter import Segmenter
+from landslide_pipeline.settings import StorageSettings
 from landslide_pipeline.training.checkpoint import ModelSpec
 from landslide_pipeline.training.loop import EpochReport
 
@@ -42,7 +43,7 @@ def model_metadata(spec: ModelSpec) -> dict:
 class DataStore(ConfigurableResource):
     """The data folder; relative paths resolve against the working directory (the project root)."""
 
-    root: str = Field("data", description="The data folder (raw surveys and every output).")
+    root: str = Field(default=StorageSettings.data_dir, description="The data folder (raw surveys and every output).")
 
     @property
     def layout(self) -> DataLayout:
@@ -56,10 +57,11 @@ class MlflowTracking(ConfigurableResource):
     registry, with artifacts (models) as files under ``artifact_root``.
     """
 
-    tracking_uri: str = Field(DEFAULT_TRACKING_URI, description="MLflow tracking store (runs and registry).")
-    artifact_root: str = Field("mlruns/artifacts", description="Where a new experiment keeps its model files.")
-    experiment_name: str = Field("landslide-pipeline", description="The MLflow experiment of every run.")
-    registered_model_name: str = Field("landslide-segmenter", description="The registered model the champion joins.")
+    tracking_uri: str = Field(default=DEFAULT_TRACKING_URI, description="MLflow tracking store (runs and registry).")
+    artifact_root: str = Field(default=StorageSettings.artifact_root, description="Where a new experiment keeps its model files.")
+    experiment_name: str = Field(default="landslide-pipeline", description="The MLflow experiment of every run.")
+    registered_model_name: str = Field(default="landslide-segmenter",
+                                       description="The registered model the champion joins.")
 
     def resolved_tracking_uri(self) -> str:
         return resolve_tracking_uri(self.tracking_uri)
@@ -159,6 +161,8 @@ class MlflowTracking(ConfigurableResource):
             The local folder (loadable with ``training.checkpoint.load_model``), the version and its run id.
         """
         model = resolve_model(f"models:/{self.registered_model_name}@{alias}", destination, self.tracking_uri)
+        # A models:/ reference resolves to a registered version, and to the run its weights were downloaded from.
+        assert model.version is not None and model.run_id is not None
         return model.folder, model.version, model.run_id
 
     def register_champion(self, run_id: str, tags: dict[str, str], description: str = "") -> tuple[str, str]:

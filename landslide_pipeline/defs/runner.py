@@ -23,7 +23,7 @@ from landslide_pipeline.defs.jobs import (
     TRAIN_OBIA_MODELS,
 )
 from landslide_pipeline.defs.mapping_assets import MAP_SURVEYS
-from landslide_pipeline.defs.partitions import survey_partitions
+from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS
 from landslide_pipeline.settings import PipelineSettings
 
 LOG_LEVEL_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -67,7 +67,7 @@ def run_chain(
     asset_config = {**{f"obia_{name}": cfg for name, cfg in (asset_config or {}).items()
                        if name in ("training_set", "trained_model")}, **(asset_config or {})}
     survey_ids = list(survey_ids)
-    instance.add_dynamic_partitions(survey_partitions.name, survey_ids)
+    instance.add_dynamic_partitions(SURVEY_PARTITIONS, survey_ids)
     results: list[ExecuteInProcessResult] = []
 
     def step(name: str, job_name: str, partition_key: str | MultiPartitionKey | None = None) -> None:

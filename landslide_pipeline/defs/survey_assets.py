@@ -17,12 +17,12 @@ from pydantic import Field
 
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore
-from landslide_pipeline.geo.labels import drop_empty_tiles, has_labels, label_survey
-from landslide_pipeline.geo.survey import find_survey_files, inspect_survey, survey_fingerprint
-from landslide_pipeline.geo.tiling import TilingSpec, tile_survey
+from landslide_pipeline.geo.grid import TilingSpec
+from landslide_pipeline.geo.labels import drop_empty_tiles
 from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, TILE_INDEX, LabelSource
 from landslide_pipeline.schemas import TileIndex
 from landslide_pipeline.storage import atomic_directory, atomic_file
+from landslide_pipeline.surveys import fingerprint, open_survey
 
 
 @asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff"}, code_version="2")
@@ -34,14 +34,14 @@ def raw_survey(context: AssetExecutionContext, data_store: DataStore) -> Materia
     survey's files marks exactly that survey's downstream partitions stale.
     """
     layout = data_store.layout
-    files = find_survey_files(layout.raw_survey(context.partition_key))
-    metadata = inspect_survey(context.partition_key, files)
+    survey = open_survey(layout.raw_survey(context.partition_key))
+    metadata = survey.inspect()
     with atomic_file(layout.survey_metadata(context.partition_key)) as tmp:
         tmp.write_text(json.dumps(metadata.to_dict(), indent=2))
     return MaterializeResult(
         metadata={**{k: str(v) for k, v in metadata.to_dict().items()},
-                  "path": MetadataValue.path(str(files.config.source))},
-        data_version=DataVersion(survey_fingerprint(files)),
+                  "path": MetadataValue.path(str(survey.config.source))},
+        data_version=DataVersion(fingerprint(survey.files())),
     )
 
 
@@ -62,13 +62,13 @@ def survey_tiles(context: AssetExecutionContext, config: TilingConfig, data_stor
     layout = data_store.layout
     survey_id = context.partition_key
     spec = TilingSpec(config.tile_size, config.stride, config.max_nodata_fraction, config.compress)
-    files = find_survey_files(layout.raw_survey(survey_id))
+    survey = open_survey(layout.raw_survey(survey_id))
     with atomic_directory(layout.tiles(survey_id)) as staging:
-        index = tile_survey(survey_id, files, staging, spec)
+        index = survey.tile(staging, spec)
         TileIndex.validate(index)
         index.to_parquet(staging / TILE_INDEX, index=False)
     return MaterializeResult(metadata={
-        "kind": files.kind, "n_tiles": len(index), "tile_size": spec.tile_size, "stride": spec.step,
+        "kind": survey.kind, "n_tiles": len(index), "tile_size": spec.tile_size, "stride": spec.step,
         "crs": str(index.crs), "nodata_fraction": float(index["nodata_fraction"].mean()),
         "path": MetadataValue.path(str(layout.tiles(survey_id))),
     })
@@ -93,13 +93,13 @@ def manual_labels(context: AssetExecutionContext, config: LabelConfig, data_stor
     """
     layout = data_store.layout
     survey_id = context.partition_key
-    files = find_survey_files(layout.raw_survey(survey_id))
-    if not has_labels(files):
+    survey = open_survey(layout.raw_survey(survey_id))
+    if not survey.has_labels:
         context.log.warning(f"survey {survey_id} has no labels: no manual labels")
         return MaterializeResult(metadata={"labelled": False})
     index = gpd.read_parquet(layout.tiles(survey_id) / TILE_INDEX)
     with atomic_directory(layout.labels(LabelSource.MANUAL, survey_id)) as staging:
-        labelled = label_survey(files, index, staging)
+        labelled = survey.label(index, staging)
         labelled = drop_empty_tiles(labelled, staging / MASK_FOLDER, config.min_landslide_fraction,
                                     config.keep_empty_fraction, config.seed)
         TileIndex.validate(labelled)

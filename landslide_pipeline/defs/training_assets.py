@@ -1,10 +1,8 @@
 """Training: one training set across labelled surveys, one model per architecture x fold."""
 
 
-from pathlib import Path
 from typing import Literal
 
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
@@ -16,24 +14,17 @@ from dagster import (
 )
 from pydantic import Field
 
-from landslide_pipeline.defs.partitions import model_partitions, survey_partitions
+from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS, model_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
-from landslide_pipeline.layout import TRAINING_FOLDS, LabelSource
-from landslide_pipeline.schemas import FoldAssignment
+from landslide_pipeline.layout import LabelSource
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.storage import atomic_directory
-from landslide_pipeline.training.checkpoint import config_digest
-from landslide_pipeline.training.dataset import (
-    LabelledSurvey,
-    Reference,
-    TrainingSet,
-    build_training_set,
-    labelled_surveys,
-)
-from landslide_pipeline.training.fold_models import fold_data, train_fold_model
-from landslide_pipeline.training.folds import TEST_FOLD, assign_folds, inherit_folds
+from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.training.fold_models import FoldRun, train_fold
+from landslide_pipeline.training.folds import TEST_FOLD
 from landslide_pipeline.training.loop import EpochReport, pick_device
 from landslide_pipeline.training.performance import retain_freed_memory
+from landslide_pipeline.training.preparation import FoldOptions, prepare_training_set
 from landslide_pipeline.training.profiles import TrainingProfile, resolve_profile
 
 #: The asset-name prefix of each label source's chain.
@@ -51,6 +42,10 @@ class TrainingSetConfig(Config):
                                                    "survey has role = \"test\" (its tiles are the test split).")
     use_terrain: bool = Field(True, description="Add the DEM's slope as an input band (surveys need a DEM).")
     seed: int = Field(0, description="Seed of the fold assignment and the test split.")
+
+    def fold_options(self, n_folds: int) -> FoldOptions:
+        """The fold assignment this config asks for."""
+        return FoldOptions(n_folds, self.fold_strategy, self.block_tiles, self.test_fraction, self.seed)
 
 
 class ModelTrainingConfig(Config):
@@ -82,19 +77,8 @@ class ModelTrainingConfig(Config):
     noise_std: float | None = Field(None, description="Gaussian noise, in band standard deviations.")
 
     def resolve(self) -> TrainingProfile:
+        """The profile with this config's overrides."""
         return resolve_profile(self.profile, **self.model_dump(exclude={"profile"}))
-
-
-def fold_table(surveys: list[LabelledSurvey], config: TrainingSetConfig, n_folds: int,
-               inherit_from: Path | None) -> pd.DataFrame:
-    """The folds of the surveys' tiles: inherited from another label source's training set when
-    ``inherit_from`` holds one (same folds and test split on the tiles they share), else assigned."""
-    tiles = pd.concat([s.tiles for s in surveys], ignore_index=True)
-    if inherit_from is not None and (inherit_from / TRAINING_FOLDS).is_file():
-        return inherit_folds(tiles, pd.read_parquet(inherit_from / TRAINING_FOLDS))
-    test_surveys = tuple(s.tiles["survey_id"].iloc[0] for s in surveys if s.role == "test")
-    block_px = config.block_tiles * int(tiles["height"].max())
-    return assign_folds(tiles, n_folds, config.seed, config.fold_strategy, block_px, config.test_fraction, test_surveys)
 
 
 def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinition:
@@ -108,29 +92,21 @@ def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinit
     def _training_set(context: AssetExecutionContext, config: TrainingSetConfig,
                       data_store: DataStore) -> MaterializeResult:
         layout = data_store.layout
-        survey_ids = context.instance.get_dynamic_partitions(survey_partitions.name)
-        surveys = labelled_surveys(layout, survey_ids, source)
-        if not surveys:
-            raise ValueError(f"no survey has {source} labels: materialize {upstream} "
-                             "of a survey first" + (" (add landslides.gpkg to it)" if source == LabelSource.MANUAL else ""))
-        manual_set = layout.training_set(LabelSource.MANUAL) if source != LabelSource.MANUAL else None
-        folds = fold_table(surveys, config, settings.n_folds, manual_set)
-        FoldAssignment.validate(folds[list(FoldAssignment.to_schema().columns)])
-        reference = None
-        if manual_set is not None and (manual_set / TRAINING_FOLDS).is_file():
-            reference = Reference(LabelSource.MANUAL, {s: layout.label_masks(LabelSource.MANUAL, s) for s in folds["survey_id"].unique()})
-            context.log.info(f"{len(folds)} tiles inherit the manual training set's folds; scored against manual masks")
+        survey_ids = context.instance.get_dynamic_partitions(SURVEY_PARTITIONS)
         with atomic_directory(layout.training_set(source)) as staging:
-            samples = build_training_set(surveys, folds, config.use_terrain, staging, reference, source)
-        per_fold = folds.groupby("fold").agg(tiles=("tile_id", "size"), landslide=("landslide_fraction", "mean"))
+            prepared = prepare_training_set(layout, survey_ids, source, config.fold_options(settings.n_folds),
+                                            config.use_terrain, staging)
+        samples, per_fold = prepared.samples, prepared.fold_summary()
+        if prepared.reference is not None:
+            context.log.info(f"{len(samples.tiles)} tiles inherit the manual training set's folds; "
+                             "scored against manual masks")
         for fold in per_fold.index[per_fold["landslide"] == 0]:
             context.log.warning(f"fold {fold} holds no landslide pixel: its validation F1 will be 0 or undefined")
         return MaterializeResult(metadata={
-            "label_source": source, "reference": reference.source if reference else source,
-            "n_tiles": len(folds), "bands": ", ".join(samples.bands), "image_scaling": samples.image_scaling,
-            "n_test_tiles": int((folds["fold"] == TEST_FOLD).sum()), "training_set_id": samples.set_id,
-            "surveys": ", ".join(s.tiles["survey_id"].iloc[0] for s in surveys),
-            "folds": MetadataValue.md(per_fold.to_markdown()),
+            "label_source": source, "reference": samples.reference_source or source,
+            "n_tiles": len(samples.tiles), "bands": ", ".join(samples.bands), "image_scaling": samples.image_scaling,
+            "n_test_tiles": int((samples.tiles["fold"] == TEST_FOLD).sum()), "training_set_id": samples.set_id,
+            "surveys": ", ".join(prepared.survey_ids), "folds": MetadataValue.md(per_fold.to_markdown()),
         })
 
     _training_set.__doc__ = (
@@ -155,58 +131,35 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
         key = context.partition_key
         assert isinstance(key, MultiPartitionKey)
-        architecture, fold = key.keys_by_dimension["architecture"], int(key.keys_by_dimension["fold"])
-        layout = data_store.layout
-        samples = TrainingSet.load(layout.training_set(source))
-        data, profile = fold_data(samples, fold), config.resolve()
-        run_config = {"profile": config.profile, "width": profile.width, **profile.training.to_dict()}
-        # Folds of one cross-validation share a parent run: same architecture, training set and config.
-        group = f"{source}:{architecture}:{samples.set_id}:{config_digest(run_config)}"
-        checkpoint = layout.checkpoint(source, architecture, fold, f"{samples.set_id}-{config_digest(run_config)}")
+        layout, samples = data_store.layout, TrainingSet.load(data_store.layout.training_set(source))
+        run = FoldRun(key.keys_by_dimension["architecture"], int(key.keys_by_dimension["fold"]), config.resolve(),
+                      config.profile, source)
+        checkpoint = layout.checkpoint(source, run.architecture, run.fold, run.checkpoint_key(samples))
         tags = {"dagster.run_id": context.run.run_id, "dagster.asset_key": context.asset_key.to_user_string(),
-                "dagster.partition": str(key), "architecture": architecture, "fold": str(fold),
+                "dagster.partition": str(key), "architecture": run.architecture, "fold": str(run.fold),
                 "label_source": source}
         device = pick_device()
         if device.type == "cpu":
             retain_freed_memory()  # +10-58 % images/s: large activations stop being re-faulted each step
-
-        def report(epoch: EpochReport) -> None:
-            context.log.info(
-                f"{architecture} fold {fold} epoch {epoch.epoch}/{profile.training.epochs}: loss "
-                f"{epoch.train_loss:.4f}, val loss {epoch.val_loss:.4f}, val F1 {epoch.val_f1:.3f} (arg-max), "
-                f"{epoch.val_f1_calibrated:.3f} at {epoch.val_threshold:.3f}, {epoch.images_per_second:.1f} images/s")
-            mlflow_tracking.log_epoch(epoch)
-
-        with mlflow_tracking.fold_run(group, f"{architecture} {settings.n_folds}-fold CV ({source} labels)",
-                                      f"{architecture}-fold{fold}-{source}", tags) as run:
-            mlflow_tracking.log_params({**run_config, "architecture": architecture, "fold": fold,
-                                        "n_train": len(data.train), "n_val": len(data.val),
-                                        "bands": ",".join(samples.bands), "image_scaling": samples.image_scaling,
-                                        "device": str(device), "training_set_id": samples.set_id,
-                                        "label_source": source})
-            trained = train_fold_model(samples, architecture, fold, profile, device, report, checkpoint,
-                                       run.info.run_id)
-            result, spec = trained.result, trained.spec
-            if result.resumed_from_epoch:
-                context.log.info(f"resumed from the checkpoint after epoch {result.resumed_from_epoch}")
-            mlflow_tracking.log_summary(best_epoch=result.best_epoch, best_val_f1=result.best_val_f1,
-                                        threshold=result.threshold, train_seconds=result.seconds,
-                                        parameters=spec.parameters)
-            with atomic_directory(layout.model(source, architecture, fold)) as staging:
-                trained.save(staging)
-                model_uri = mlflow_tracking.log_model(trained.model, spec, samples.images[data.val[:2]], staging)
+        with (mlflow_tracking.fold_run(run.group(samples), f"{run.architecture} {settings.n_folds}-fold CV ({source} "
+                                       f"labels)", f"{run.architecture}-fold{run.fold}-{source}", tags) as mlflow_run,
+              atomic_directory(layout.model(source, run.architecture, run.fold)) as staging):
+            trained, model_uri = train_fold(samples, run, device, mlflow_tracking, mlflow_run.info.run_id, staging,
+                                            checkpoint, lambda epoch: context.log.info(_progress(run, epoch)))
+        if trained.result.resumed_from_epoch:
+            context.log.info(f"resumed from the checkpoint after epoch {trained.result.resumed_from_epoch}")
         checkpoint.unlink(missing_ok=True)
         return MaterializeResult(metadata={
-            "best_epoch": result.best_epoch, "best_val_f1": result.best_val_f1, "threshold": result.threshold,
-            "val_f1_argmax": result.history[result.best_epoch - 1].val_f1, "parameters": spec.parameters,
-            "normalization_mean": str([round(m, 4) for m in spec.members[0].mean]),
-            "normalization_std": str([round(m, 4) for m in spec.members[0].std]),
-            "train_seconds": round(result.seconds, 1), "mlflow_run_id": run.info.run_id, "model_uri": model_uri,
-            "device": str(device), "profile": config.profile, "resumed_from_epoch": result.resumed_from_epoch,
-            "label_source": source,
-        })
+            **trained.facts(), "mlflow_run_id": mlflow_run.info.run_id, "model_uri": model_uri,
+            "device": str(device), "profile": config.profile, "label_source": source})
 
     return _trained_model
+
+
+def _progress(run: FoldRun, epoch: EpochReport) -> str:
+    return (f"{run.architecture} fold {run.fold} epoch {epoch.epoch}/{run.profile.training.epochs}: loss "
+            f"{epoch.train_loss:.4f}, val loss {epoch.val_loss:.4f}, val F1 {epoch.val_f1:.3f} (arg-max), "
+            f"{epoch.val_f1_calibrated:.3f} at {epoch.val_threshold:.3f}, {epoch.images_per_second:.1f} images/s")
 
 
 def build_training_assets(settings: PipelineSettings, source: str = LabelSource.MANUAL) -> list[AssetsDefinition]:

@@ -1,1 +1,1 @@
-"""Rasters and vectors: surveys, mosaics, tiling, labels, terrain, change detection."""
+"""Rasters and vectors, given paths and options: the scene reader, mosaics, tiling, labels, terrain."""

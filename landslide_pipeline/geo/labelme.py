@@ -20,6 +20,8 @@ from PIL import Image, ImageDraw
 from landslide_pipeline.geo.errors import SurveyInputError
 
 AREA_SHAPES = ("polygon", "rectangle", "circle")
+#: The shape labels that mark a landslide unless a survey or adapter names others.
+DEFAULT_LABEL_NAMES = ("landslide",)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ repair, and empty geometries, are dropped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -24,15 +25,31 @@ from rasterio.features import rasterize
 from shapely import make_valid
 from shapely.geometry.base import BaseGeometry
 
-from landslide_pipeline.datasets.precut import label_dataset
 from landslide_pipeline.geo.errors import SurveyInputError
-from landslide_pipeline.geo.labelme import LabelmeDocument, labelme_mask, read_labelme
+from landslide_pipeline.geo.labelme import DEFAULT_LABEL_NAMES, LabelmeDocument, labelme_mask, read_labelme
 from landslide_pipeline.geo.mosaic import open_scene
-from landslide_pipeline.geo.survey import SurveyFiles
 from landslide_pipeline.geo.tile_writer import BackgroundWrites, TileProfile, TileWriter
 from landslide_pipeline.layout import MASK_FOLDER
 
-SceneLabels = gpd.GeoDataFrame | LabelmeDocument
+SceneLabels: TypeAlias = gpd.GeoDataFrame | LabelmeDocument
+LABEL_FORMATS = ("gpkg", "geojson", "shapefile", "labelme")
+
+
+@dataclass(frozen=True)
+class LabelFile:
+    """A scene's label file and how to read it.
+
+    Attributes:
+        path: The file (GeoPackage, GeoJSON, Shapefile or Labelme JSON).
+        format: One of ``LABEL_FORMATS``.
+        layer: The vector layer to read (None: the first).
+        names: Labelme shape labels that mark a landslide.
+    """
+
+    path: Path
+    format: str
+    layer: str | None = None
+    names: tuple[str, ...] = DEFAULT_LABEL_NAMES
 
 
 def read_label_polygons(path: Path, target_crs: str | rasterio.crs.CRS | None,
@@ -74,12 +91,11 @@ def _polygonal_part(geometry: BaseGeometry) -> BaseGeometry:
     return gpd.GeoSeries(parts).union_all() if parts else geometry.__class__()
 
 
-def read_scene_labels(files: SurveyFiles, crs: rasterio.crs.CRS | None) -> SceneLabels:
+def read_scene_labels(labels: LabelFile, crs: rasterio.crs.CRS | None) -> SceneLabels:
     """A scene's labels: polygons in ``crs``, or a Labelme document in pixel coordinates."""
-    settings = files.config.labels
-    if files.labels_format == "labelme":
-        return read_labelme(files.labels, settings.names if settings else ("landslide",))
-    return read_label_polygons(files.labels, crs, settings.layer if settings else None)
+    if labels.format == "labelme":
+        return read_labelme(labels.path, labels.names)
+    return read_label_polygons(labels.path, crs, labels.layer)
 
 
 def rasterize_polygons(polygons: gpd.GeoSeries, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
@@ -135,27 +151,16 @@ def _tile_mask(labels: SceneLabels, tile: Any, transform: Affine) -> np.ndarray:
     return rasterize_polygons(hits, transform, shape)
 
 
-def has_labels(files: SurveyFiles) -> bool:
-    """Whether the survey has labels: a label file (scene) or masks (tile data set)."""
-    return files.adapter.mask is not None if files.kind == "tiles" else files.labels is not None
-
-
-def label_survey(files: SurveyFiles, tile_index: gpd.GeoDataFrame, out_dir: Path) -> gpd.GeoDataFrame:
-    """Writes the survey's label masks for every tile of its index.
-
-    A scene's labels are rasterized per tile; a tile data set's masks are decoded and cut like
-    its images.
+def label_scene_tiles(images: tuple[Path, ...], labels: LabelFile, tile_index: gpd.GeoDataFrame,
+                      out_dir: Path) -> gpd.GeoDataFrame:
+    """Rasterizes a scene's labels into a mask per tile of its index (``write_label_masks``).
 
     Raises:
-        SurveyInputError: the survey has no labels, or they cannot be read.
+        SurveyInputError: the labels cannot be read.
     """
-    if not has_labels(files):
-        raise SurveyInputError(files.config.source, "the survey has no labels")
-    if files.kind == "tiles":
-        return label_dataset(tile_index, files.config.source, files.adapter, out_dir)
-    with open_scene(files.images) as src:
+    with open_scene(images) as src:
         scene_transform = src.transform
-    return write_label_masks(tile_index, read_scene_labels(files, tile_index.crs), out_dir, scene_transform)
+    return write_label_masks(tile_index, read_scene_labels(labels, tile_index.crs), out_dir, scene_transform)
 
 
 def drop_empty_tiles(labelled: pd.DataFrame, masks_dir: Path, min_landslide_fraction: float = 0.0,

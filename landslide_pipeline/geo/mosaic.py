@@ -78,7 +78,7 @@ def mosaic_vrt(images: tuple[Path, ...]) -> str:
 
 def _crop(path: Path, reference: dict) -> _Crop:
     with open_raster(path) as src:
-        problems = [
+        found = [
             f"CRS {src.crs} differs from {reference['crs']}" if src.crs != reference["crs"] else None,
             f"{src.count} bands, not {reference['count']}" if src.count != reference["count"] else None,
             f"dtype {src.dtypes[0]}, not {reference['dtypes'][0]}" if src.dtypes != reference["dtypes"] else None,
@@ -86,7 +86,7 @@ def _crop(path: Path, reference: dict) -> _Crop:
             else None,
             f"pixel size {src.res} differs" if not _same_linear(src.transform, reference["transform"]) else None,
         ]
-        problems = [p for p in problems if p]
+        problems = [p for p in found if p is not None]
         if problems:
             raise SurveyInputError(path, f"cannot join the mosaic: {'; '.join(problems)}")
         col, row = ~reference["transform"] @ (src.transform.c, src.transform.f)

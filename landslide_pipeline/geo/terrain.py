@@ -8,6 +8,7 @@ training code reads; ``hillshade`` (0..1, sun from the north-west at 45 degrees)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio
@@ -19,6 +20,23 @@ from scipy import ndimage
 BASE_TERRAIN_BANDS = ("elevation", "slope")
 OPTIONAL_TERRAIN_BANDS = ("hillshade", "relief")
 _METRES_PER_DEGREE = 111_320.0
+
+
+@dataclass(frozen=True)
+class TerrainSpec:
+    """Which terrain bands to derive from a DEM.
+
+    Attributes:
+        bands: Band names, ``elevation`` and ``slope`` first, then any of ``OPTIONAL_TERRAIN_BANDS``.
+        relief_radius_m: Neighbourhood radius of the ``relief`` band.
+    """
+
+    bands: tuple[str, ...] = BASE_TERRAIN_BANDS
+    relief_radius_m: float = 10.0
+
+
+#: Elevation and slope only.
+BASE_TERRAIN = TerrainSpec()
 
 
 def slope_degrees(elevation: np.ndarray, res_x: float, res_y: float) -> np.ndarray:

@@ -140,9 +140,10 @@ class TileWriter:
                              f"{expected} {self.profile.dtype}")
 
 
-def _write_raw(path: Path | str, head: bytes, pixels: np.ndarray, dtype: np.dtype, tail: bytes) -> None:
+def _write_raw(path: Path | str, head: bytes | bytearray, pixels: np.ndarray, dtype: np.dtype,
+               tail: bytes | bytearray) -> None:
     data = np.ascontiguousarray(pixels, dtype=dtype)
-    views = [memoryview(part).cast("B") for part in (head, data, tail)]
+    views = [memoryview(head).cast("B"), data.data.cast("B"), memoryview(tail).cast("B")]
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         while views:

@@ -28,44 +28,64 @@ A condition is ``{ feature = "glcm_contrast", op = ">", ... }`` with exactly one
 Every threshold used is logged with how it was found. A feature without any value (terrain
 without a DEM) skips its conditions, which is logged too; an object whose own value is missing
 fails the condition.
+
+Unknown keys, wrong types and wrong values are refused with a ``RuleError`` that names the file
+and the key, e.g. ``rules.toml: [classes[2].conditions[0]].op: must be one of [...]``.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self, cast
 
 import numpy as np
 import pandas as pd
+from pydantic import AliasPath, Field, StrictFloat, StrictInt, StrictStr, field_validator, model_validator
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from skimage.filters import threshold_otsu
 
+from landslide_pipeline.config_files import TomlTable, read_toml, validate
+from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.labelling.regions import RegionGraph
 from landslide_pipeline.labelling.segmentation import SegmentationParams
 
 UNCLASSIFIED = "unclassified"
 OPERATORS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
-_SEGMENTATION_KEYS = {"scales", "shape", "compactness", "weights", "superpixel_px", "superpixel_compactness",
-                      "superpixel_iterations", "window_px", "texture_levels"}
 
 
 class RuleError(ValueError):
     """A rule file that cannot be used; the message names the file and the entry."""
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(TomlTable):
     """``feature op threshold``; the threshold is fixed, Otsu's or a sample quantile."""
 
-    feature: str
-    op: str
-    value: float | None = None
-    otsu: tuple[float, float] | None = None
-    quantile: float | None = None
-    fallback: float | None = None
+    feature: StrictStr
+    op: StrictStr
+    value: StrictFloat | None = None
+    otsu: tuple[StrictFloat, StrictFloat] | None = None
+    quantile: Annotated[StrictFloat, Field(ge=0.0, le=1.0)] | None = None
+    fallback: StrictFloat | None = None
+
+    @field_validator("op")
+    @classmethod
+    def _known_operator(cls, op: str) -> str:
+        if op not in OPERATORS:
+            raise ValueError(f"must be one of {sorted(OPERATORS)}, got {op!r}")
+        return op
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> Self:
+        given = [key for key in ("value", "otsu", "quantile") if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(f"needs exactly one of value, otsu, quantile (got {given or 'none'})")
+        if self.otsu is not None and self.otsu[0] > self.otsu[1]:
+            raise ValueError(f"otsu must be [lo, hi] with lo <= hi, got {list(self.otsu)}")
+        if self.quantile is not None and self.fallback is None:
+            raise ValueError("quantile must come with a fallback")
+        return self
 
     @property
     def method(self) -> str:
@@ -79,33 +99,49 @@ class Condition:
         return f"{self.feature} {self.op} q{self.quantile:g} of samples (else {self.fallback:g})"
 
 
-@dataclass(frozen=True)
-class ClassRule:
-    """A class of the hierarchy: its parent (None at the top) and the conditions to enter it."""
+class ClassRule(TomlTable):
+    """A class of the hierarchy (a ``[[classes]]`` table).
 
-    name: str
-    parent: str | None
-    conditions: tuple[Condition, ...]
+    Attributes:
+        name: The class name, unique in the file.
+        parent: The class it descends from, defined before it; None (or "") at the top.
+        conditions: What an object must meet to enter the class.
+    """
+
+    name: Annotated[StrictStr, Field(min_length=1)]
+    parent: StrictStr | None = None
+    conditions: tuple[Condition, ...] = ()
+
+    @field_validator("parent")
+    @classmethod
+    def _top_level_when_empty(cls, parent: str | None) -> str | None:
+        return parent or None
 
 
-@dataclass(frozen=True)
-class Grow:
-    """Region growing of the landslide class into adjacent candidate objects.
+class Grow(TomlTable):
+    """Region growing of the landslide class into adjacent candidate objects (``[grow]``).
 
     Attributes:
         conditions: What a candidate must meet (thresholds over the non-landslide objects).
         border_ratio: Share of a candidate's outline that must touch landslide.
-        rounds: Growing rounds (each can add the next ring of objects).
+        rounds: Growing rounds (each can add the next ring of objects); 3 by default when there
+            are conditions, else 0.
     """
 
     conditions: tuple[Condition, ...] = ()
-    border_ratio: float = 0.25
-    rounds: int = 0
+    border_ratio: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 0.25
+    rounds: Annotated[StrictInt, Field(ge=0)] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _three_rounds_with_conditions(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("conditions") and "rounds" not in data:
+            return {**data, "rounds": 3}
+        return data
 
 
-@dataclass(frozen=True)
-class Cleanup:
-    """Post-classification clean-up of the landslide objects.
+class Cleanup(TomlTable):
+    """Post-classification clean-up of the landslide objects (``[cleanup]``).
 
     Attributes:
         fill_max_area_m2: Non-landslide objects up to this area whose border is mostly landslide
@@ -114,9 +150,16 @@ class Cleanup:
         min_area_m2: Landslide regions (adjacent landslide objects) smaller than this are dropped.
     """
 
-    fill_max_area_m2: float = 0.0
-    fill_border_ratio: float = 0.75
-    min_area_m2: float = 0.0
+    fill_max_area_m2: StrictFloat = 0.0
+    fill_border_ratio: StrictFloat = 0.75
+    min_area_m2: StrictFloat = 0.0
+
+
+class _Output(TomlTable):
+    """The ``[output]`` table: the landslide classes, and the samples a quantile threshold needs."""
+
+    landslide_classes: tuple[StrictStr, ...] = ("landslide",)
+    min_samples: StrictInt = 5
 
 
 @dataclass(frozen=True)
@@ -147,114 +190,78 @@ class RuleSet:
         return any(c.quantile is not None for c in self.conditions())
 
 
+class _RuleFile(TomlTable):
+    """A rule file's top-level table; the module docstring describes the keys.
+
+    ``classify_scale`` sits in ``[segmentation]`` but is no ``SegmentationParams`` field: it is read
+    from there and left out of the parameters.
+    """
+
+    segmentation: SegmentationParams = Field(default_factory=SegmentationParams)
+    classify_scale: StrictFloat | None = Field(None, validation_alias=AliasPath("segmentation", "classify_scale"))
+    classes: tuple[ClassRule, ...] = ()
+    output: _Output = Field(default_factory=_Output)
+    grow: Grow = Field(default_factory=Grow)
+    cleanup: Cleanup = Field(default_factory=Cleanup)
+
+    @field_validator("segmentation", mode="before")
+    @classmethod
+    def _without_classify_scale(cls, table: Any) -> Any:
+        return {k: v for k, v in table.items() if k != "classify_scale"} if isinstance(table, dict) else table
+
+    @field_validator("classes")
+    @classmethod
+    def _parents_first(cls, classes: tuple[ClassRule, ...]) -> tuple[ClassRule, ...]:
+        seen: set[str] = set()
+        for rule in classes:
+            if rule.name in seen or rule.name == UNCLASSIFIED:
+                raise ValueError(f"class {rule.name!r} is defined twice or uses a reserved name")
+            if rule.parent is not None and rule.parent not in seen:
+                raise ValueError(f"class {rule.name!r}: parent {rule.parent!r} must be defined before it")
+            seen.add(rule.name)
+        return classes
+
+    @model_validator(mode="after")
+    def _known_scale_and_classes(self) -> Self:
+        scales = self.segmentation.scales
+        if self.classify_scale is not None and self.classify_scale not in scales:
+            raise ValueError(f"[segmentation].classify_scale: {self.classify_scale:g} is not one of the scales {scales}")
+        unknown = set(self.output.landslide_classes) - {c.name for c in self.classes}
+        if unknown:
+            raise ValueError(f"[output].landslide_classes: names undefined classes {sorted(unknown)}")
+        return self
+
+    def rule_set(self, source: str) -> RuleSet:
+        """The rules; the classified scale defaults to the middle one."""
+        scales = self.segmentation.scales
+        scale = self.classify_scale if self.classify_scale is not None else scales[len(scales) // 2]
+        return RuleSet(segmentation=self.segmentation, classify_scale=scale, classes=self.classes,
+                       landslide_classes=self.output.landslide_classes, grow=self.grow, cleanup=self.cleanup,
+                       min_samples=self.output.min_samples, source=source)
+
+
 def load_rules(path: Path) -> RuleSet:
     """Reads and checks a rule file.
 
     Raises:
-        RuleError: invalid TOML, unknown keys, a class whose parent is not defined before it,
-            duplicate class names, an unknown operator, not exactly one threshold per condition,
-            or output classes that do not exist.
+        RuleError: invalid TOML, unknown keys, wrong types, a class whose parent is not defined
+            before it, duplicate class names, an unknown operator, not exactly one threshold per
+            condition, or output classes that do not exist; the message names the file and the key.
     """
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise RuleError(f"{path}: invalid TOML ({err})") from err
+        data = read_toml(path)
+    except SurveyInputError as err:
+        raise RuleError(str(err)) from err
     return parse_rules(data, str(path))
 
 
 def parse_rules(data: dict[str, Any], source: str = "<memory>") -> RuleSet:
     """Builds a RuleSet from parsed TOML (see ``load_rules``)."""
-    _only(data, {"segmentation", "classes", "output", "grow", "cleanup"}, source, "")
-    segmentation, scale = _segmentation(dict(data.get("segmentation", {})), source)
-    classes = tuple(_class(entry, i, source) for i, entry in enumerate(data.get("classes", [])))
-    _check_hierarchy(classes, source)
-    output = dict(data.get("output", {}))
-    _only(output, {"landslide_classes", "min_samples"}, source, "output.")
-    landslide = tuple(output.get("landslide_classes", ["landslide"]))
-    unknown = set(landslide) - {c.name for c in classes}
-    if unknown:
-        raise RuleError(f"{source}: output.landslide_classes names undefined classes {sorted(unknown)}")
-    cleanup = dict(data.get("cleanup", {}))
-    _only(cleanup, {"fill_max_area_m2", "fill_border_ratio", "min_area_m2"}, source, "cleanup.")
-    return RuleSet(segmentation=segmentation, classify_scale=scale, classes=classes, landslide_classes=landslide,
-                   grow=_grow(dict(data.get("grow", {})), source),
-                   cleanup=Cleanup(**{k: float(v) for k, v in cleanup.items()}),
-                   min_samples=int(output.get("min_samples", 5)), source=source)
-
-
-def _grow(table: dict[str, Any], source: str) -> Grow:
-    _only(table, {"conditions", "border_ratio", "rounds"}, source, "grow.")
-    conditions = tuple(_condition(c, f"grow.conditions[{k}].", source)
-                       for k, c in enumerate(table.get("conditions", [])))
-    rounds = int(table.get("rounds", 3 if conditions else 0))
-    ratio = float(table.get("border_ratio", 0.25))
-    if rounds < 0 or not 0.0 < ratio <= 1.0:
-        raise RuleError(f"{source}: grow.rounds must be >= 0 and grow.border_ratio within (0, 1]")
-    return Grow(conditions=conditions, border_ratio=ratio, rounds=rounds)
-
-
-def _only(table: dict, allowed: set[str], source: str, where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise RuleError(f"{source}: unknown key(s) {', '.join(where + k for k in unknown)}")
-
-
-def _segmentation(table: dict[str, Any], source: str) -> tuple[SegmentationParams, float]:
-    scale = table.pop("classify_scale", None)
-    _only(table, _SEGMENTATION_KEYS, source, "segmentation.")
-    if "scales" in table:
-        table["scales"] = tuple(float(s) for s in table["scales"])
     try:
-        params = SegmentationParams(**table)
-    except (TypeError, ValueError) as err:
-        raise RuleError(f"{source}: segmentation: {err}") from err
-    scale = float(scale) if scale is not None else params.scales[len(params.scales) // 2]
-    if scale not in params.scales:
-        raise RuleError(f"{source}: segmentation.classify_scale {scale:g} is not one of the scales {params.scales}")
-    return params, scale
-
-
-def _class(entry: dict[str, Any], index: int, source: str) -> ClassRule:
-    where = f"classes[{index}]."
-    _only(entry, {"name", "parent", "conditions"}, source, where)
-    if not isinstance(entry.get("name"), str) or not entry["name"]:
-        raise RuleError(f"{source}: {where}name is required")
-    conditions = tuple(_condition(c, f"{where}conditions[{k}].", source) for k, c in
-                       enumerate(entry.get("conditions", [])))
-    return ClassRule(name=entry["name"], parent=entry.get("parent") or None, conditions=conditions)
-
-
-def _condition(entry: dict[str, Any], where: str, source: str) -> Condition:
-    _only(entry, {"feature", "op", "value", "otsu", "quantile", "fallback"}, source, where)
-    if entry.get("op") not in OPERATORS:
-        raise RuleError(f"{source}: {where}op must be one of {sorted(OPERATORS)}, got {entry.get('op')!r}")
-    if not isinstance(entry.get("feature"), str):
-        raise RuleError(f"{source}: {where}feature is required")
-    given = [k for k in ("value", "otsu", "quantile") if k in entry]
-    if len(given) != 1:
-        raise RuleError(f"{source}: {where}needs exactly one of value, otsu, quantile (got {given or 'none'})")
-    otsu = entry.get("otsu")
-    if otsu is not None and (len(otsu) != 2 or otsu[0] > otsu[1]):
-        raise RuleError(f"{source}: {where}otsu must be [lo, hi] with lo <= hi, got {otsu}")
-    quantile = entry.get("quantile")
-    if quantile is not None and (not 0.0 <= quantile <= 1.0 or "fallback" not in entry):
-        raise RuleError(f"{source}: {where}quantile must be within 0..1 and come with a fallback")
-    return Condition(feature=entry["feature"], op=entry["op"],
-                     value=float(entry["value"]) if "value" in entry else None,
-                     otsu=(float(otsu[0]), float(otsu[1])) if otsu is not None else None,
-                     quantile=float(quantile) if quantile is not None else None,
-                     fallback=float(entry["fallback"]) if "fallback" in entry else None)
-
-
-def _check_hierarchy(classes: tuple[ClassRule, ...], source: str) -> None:
-    seen: set[str] = set()
-    for rule in classes:
-        if rule.name in seen or rule.name == UNCLASSIFIED:
-            raise RuleError(f"{source}: class {rule.name!r} is defined twice or uses a reserved name")
-        if rule.parent is not None and rule.parent not in seen:
-            raise RuleError(f"{source}: class {rule.name!r}: parent {rule.parent!r} must be defined before it")
-        seen.add(rule.name)
+        return validate(_RuleFile, data, source).rule_set(source)
+    except SurveyInputError as err:
+        raise RuleError(str(err)) from err
 
 
 @dataclass(frozen=True)
@@ -339,8 +346,9 @@ def _threshold(condition: Condition, values: np.ndarray, population: np.ndarray,
     if sampled.sum() < min_samples:
         return condition.fallback, {**record, "value": condition.fallback, "n_objects": int(sampled.sum()),
                                     "note": f"fallback: {int(sampled.sum())} < {min_samples} samples"}
-    value = float(np.quantile(values[sampled], condition.quantile))
-    return value, {**record, "value": value, "n_objects": int(sampled.sum()), "note": f"q{condition.quantile:g}"}
+    quantile = cast(float, condition.quantile)  # neither fixed nor Otsu: Condition guarantees a quantile
+    value = float(np.quantile(values[sampled], quantile))
+    return value, {**record, "value": value, "n_objects": int(sampled.sum()), "note": f"q{quantile:g}"}
 
 
 def _otsu(values: np.ndarray, weights: np.ndarray, bounds: tuple[float, float]) -> tuple[float, str]:

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
-from landslide_pipeline.geo.terrain import dem_on_grid, pixel_size_m, slope_degrees
+from landslide_pipeline.geo.scene import SceneFiles, SceneReader
+from landslide_pipeline.geo.terrain import slope_degrees
 
 _COLOURS = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
 _KNOWN_BANDS = ("red", "green", "blue", "nir")
-#: GDAL's block cache (MB): windows are read once each, so a small cache bounds memory.
-GDAL_CACHE_MB = 64
 
 
 @dataclass(frozen=True)
@@ -104,47 +100,35 @@ def _slope_with_margin(elevation: np.ndarray, res: tuple[float, float]) -> tuple
 
 
 class RasterSource:
-    """A survey's image GeoTIFF and optional DEM, opened for the duration of a ``with`` block.
+    """A survey's scene (``geo.scene``), opened for the duration of a ``with`` block.
 
-    The DEM may have any CRS and resolution that covers the image: each window is resampled
+    It honours the survey's band selection and nodata override like tiling and mapping do. The
+    DEM may have any CRS and resolution that covers the image: each window is resampled
     (bilinear) onto the image grid with a one-pixel margin for the slope.
     """
 
-    def __init__(self, image: Path, dem: Path | None = None) -> None:
-        self._paths = (Path(image), Path(dem) if dem is not None else None)
-        self._stack = ExitStack()
+    def __init__(self, scene: SceneFiles) -> None:
+        self._reader = SceneReader(scene)
 
     def __enter__(self) -> RasterSource:
-        image_path, dem_path = self._paths
-        self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
-        self._image = self._stack.enter_context(rasterio.open(image_path))
-        self._dem = self._stack.enter_context(rasterio.open(dem_path)) if dem_path is not None else None
-        src = self._image
-        self.height, self.width, self.transform, self.crs = src.height, src.width, src.transform, src.crs
-        self._indexes = [i for i in src.indexes if src.colorinterp[i - 1] != ColorInterp.alpha]
-        self.bands = band_names([src.descriptions[i - 1] for i in self._indexes],
-                                [src.colorinterp[i - 1] for i in self._indexes])
-        self._all_valid = all(flags == [MaskFlags.all_valid] for flags in src.mask_flag_enums)
-        self.has_dem = self._dem is not None
+        reader = self._reader.__enter__()
+        self.height, self.width, self.transform, self.crs = reader.height, reader.width, reader.transform, reader.crs
+        self.bands = band_names(list(reader.descriptions), list(reader.colorinterp))
+        self.has_dem = reader.has_dem
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+        self._reader.__exit__(*exc)
 
     def pixel_size_m(self) -> tuple[float, float]:
-        if self.crs is None:
-            return abs(self.transform.a), abs(self.transform.e)
-        return pixel_size_m(self.crs, self.transform, self.height / 2, self.width / 2)
+        return self._reader.pixel_size_m(self.height / 2, self.width / 2)
 
     def read(self, row: int, col: int, height: int, width: int) -> WindowPixels:
-        window = Window(col, row, width, height)
-        image = self._image.read(self._indexes, window=window)
-        valid = (np.ones((height, width), dtype=bool) if self._all_valid
-                 else self._image.dataset_mask(window=window) > 0)
-        if self._dem is None:
+        image, invalid = self._reader.read(Window(col, row, width, height))
+        valid = np.ones((height, width), dtype=bool) if invalid is None else ~invalid
+        if not self.has_dem:
             return _window_pixels(image, valid, None, None)
-        transform = self.transform @ Affine.translation(col, row)
-        padded = dem_on_grid(self._dem, transform, (height, width), self.crs, margin=1)
+        padded = self._reader.elevation(row, col, height, width, margin=1)
         return _window_pixels(image, valid, *_slope_with_margin(padded, self.pixel_size_m()))
 
 

@@ -216,6 +216,7 @@ def _dense(labels: np.ndarray) -> np.ndarray:
 def _channels(pixels: WindowPixels) -> np.ndarray:
     layers = list(pixels.image)
     if pixels.elevation is not None:
+        assert pixels.slope is not None  # a DEM gives a window both its elevation and its slope
         layers += [_fill(pixels.slope), _fill(pixels.elevation)]
     return np.stack(layers)
 

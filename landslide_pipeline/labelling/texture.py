@@ -63,9 +63,9 @@ class CooccurrenceAccumulator:
         levels = self.levels
         codes = (local[obj] * levels + first) * levels + second
         dense = np.bincount(codes, minlength=len(ids) * levels**2).reshape(len(ids), levels, levels)
-        dense = (dense + dense.transpose(0, 2, 1)).reshape(len(ids), levels**2)  # both orders of each pair
-        r, c = np.nonzero(dense)
-        self._parts.append(sparse.csr_matrix((dense[r, c].astype(np.float64), (ids[r], c)),
+        symmetric = (dense + dense.transpose(0, 2, 1)).reshape(len(ids), levels**2)  # both orders of each pair
+        r, c = np.nonzero(symmetric)
+        self._parts.append(sparse.csr_matrix((symmetric[r, c].astype(np.float64), (ids[r], c)),
                                              shape=(self.n_objects, levels**2)))
         if len(self._parts) > 16:  # bound the memory of many windows
             self._parts = [_total(self._parts)]

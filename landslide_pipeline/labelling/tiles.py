@@ -8,6 +8,7 @@ label source's tile masks back as a scene-wide reference (for thresholds from sa
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,12 @@ from affine import Affine
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from landslide_pipeline.geo.scene import SceneFiles
 from landslide_pipeline.labelling.obia import ReferenceMasks, SceneLabels, label_scene
 from landslide_pipeline.labelling.rules import RuleSet
 from landslide_pipeline.labelling.scene import RasterSource
-from landslide_pipeline.layout import MASK_FOLDER
+from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, OBIA_SEGMENTS, OBIA_THRESHOLDS
+from landslide_pipeline.schemas import ObiaSegments, TileIndex
 
 
 class TileGridError(ValueError):
@@ -120,27 +123,36 @@ class SurveyObiaLabels:
     summary: dict[str, Any]
 
 
-def label_survey_objects(image: Path, dem: Path | None, index: gpd.GeoDataFrame, rules: RuleSet, out_dir: Path,
+def label_survey_objects(scene: SceneFiles, index: gpd.GeoDataFrame, rules: RuleSet, out_dir: Path,
                          reference: ReferenceMasks | None = None) -> SurveyObiaLabels:
-    """Object-oriented labels of a survey's scene, written as tile masks into ``out_dir/masks``.
+    """Object-oriented labels of a survey's scene, written in the manual labels' layout.
 
+    Writes ``masks/<tile_id>.tif`` and ``labels.parquet`` like manual labels, plus
+    ``segments.parquet`` (the classified objects) and ``thresholds.json`` (every threshold used).
     The scratch rasters of the segmentation go into a temporary folder inside ``out_dir`` (on
     the data disk, not in the system's temporary folder) and are gone when this returns.
 
     Args:
-        image: The scene's image GeoTIFF.
-        dem: Its DEM, or None.
-        index: The survey's tile index (the tiles must be windows of ``image``).
+        scene: The survey's scene: image (or crops to mosaic), DEM, band selection and nodata.
+        index: The survey's tile index (the tiles must be windows of the scene).
         rules: The rule set.
-        out_dir: The label folder to write ``masks/`` into.
+        out_dir: The label folder to write into.
         reference: Reference masks for thresholds from labelled samples.
 
     Raises:
         TileGridError: the tiles are not windows of the image.
+        pandera.errors.SchemaError: a table does not hold its schema.
     """
-    with RasterSource(image, dem) as source:
+    with RasterSource(scene) as source:
         check_tile_grid(index, source.height, source.width, source.transform)
         with label_scene(source, rules, scratch_dir=out_dir, reference=reference) as labels:
             labelled = write_tile_masks(labels, index, out_dir)
-            return SurveyObiaLabels(labels=labelled, segments=labels.objects,
-                                    thresholds=labels.classification.thresholds, summary=labels.summary())
+            result = SurveyObiaLabels(labels=labelled, segments=labels.objects,
+                                      thresholds=labels.classification.thresholds, summary=labels.summary())
+    TileIndex.validate(result.labels)
+    ObiaSegments.validate(result.segments)
+    result.labels.to_parquet(out_dir / LABEL_INDEX, index=False)
+    result.segments.to_parquet(out_dir / OBIA_SEGMENTS, index=False)
+    (out_dir / OBIA_THRESHOLDS).write_text(json.dumps(
+        {"rules": rules.source, "thresholds": result.thresholds, "summary": result.summary}, indent=2, default=str))
+    return result

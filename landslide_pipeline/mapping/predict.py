@@ -41,20 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 import torch
-from affine import Affine
-from rasterio.enums import MaskFlags
-from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from torch import nn
 
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.grid import TILE_MULTIPLE, tile_offsets
-from landslide_pipeline.geo.mosaic import open_scene
-from landslide_pipeline.geo.rasters import alpha_band, check_dtype, invalid_pixels, open_raster, select_bands
-from landslide_pipeline.geo.survey import SurveyFiles
-from landslide_pipeline.geo.terrain import BASE_TERRAIN_BANDS, dem_on_grid, pixel_size_m, terrain_bands
+from landslide_pipeline.geo.scene import SceneFiles, SceneReader
+from landslide_pipeline.geo.terrain import BASE_TERRAIN
 from landslide_pipeline.layout import MAP_MASK, MAP_PROBABILITY
 from landslide_pipeline.mapping.outputs import MapGrid, MapWriter
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
@@ -65,8 +59,6 @@ from landslide_pipeline.training.loop import pick_device
 
 #: Windows per forward pass on CUDA when the spec leaves it open.
 CUDA_BATCH_SIZE = 8
-#: GDAL's block cache (MB); strips are read once, so it mainly serves DEMs and mosaics.
-GDAL_CACHE_MB = 128
 
 
 @dataclass(frozen=True)
@@ -144,35 +136,32 @@ class PredictionReport:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
-def predict_survey(files: SurveyFiles, model_dir: Path, out_dir: Path, spec: PredictionSpec = PredictionSpec(),
-                   device: torch.device | None = None) -> PredictionReport:
-    """Maps a survey with a saved model into ``out_dir/probability.tif`` and ``out_dir/mask.tif``.
+def map_scene(scene: SceneFiles, model_dir: Path, out_dir: Path, spec: PredictionSpec = PredictionSpec(),
+              device: torch.device | None = None) -> PredictionReport:
+    """Maps a scene with a saved model into ``out_dir/probability.tif`` and ``out_dir/mask.tif``.
 
-    The survey's image (or mosaic), DEM, band selection and nodata override are taken from its
-    files and config; the model and its input bands from ``training.checkpoint.load_model``.
+    The model and its input bands come from ``training.checkpoint.load_model``; without a
+    threshold in ``spec``, the model's calibrated one applies.
 
     Raises:
-        SurveyInputError: a pre-cut tile data set (no scene to map), or any error of ``predict_scene``.
+        SurveyInputError: any error of ``predict_scene``.
     """
-    if files.kind != "scene":
-        raise SurveyInputError(files.config.config_file or files.config.source,
-                               "a pre-cut tile data set has no scene to map")
     device = device or pick_device()
     model, model_spec = load_model(Path(model_dir), device)
     spec = spec if spec.threshold is not None else replace(spec, threshold=model_spec.threshold)
-    return predict_scene(files.images, model, model_spec.bands, Path(out_dir) / MAP_PROBABILITY,
-                         Path(out_dir) / MAP_MASK, dem=files.dem, image_bands=files.config.bands,
-                         nodata=files.config.nodata, spec=spec, device=device, image_scaling=model_spec.image_scaling)
+    return predict_scene(scene, model, model_spec.bands, Path(out_dir) / MAP_PROBABILITY, Path(out_dir) / MAP_MASK,
+                         spec=spec, device=device, image_scaling=model_spec.image_scaling)
 
 
-def predict_scene(images: Path | Sequence[Path], model: nn.Module, model_bands: Sequence[str], probability: Path,
-                  mask: Path, *, dem: Path | None = None, image_bands: tuple[int, ...] | None = None,
-                  nodata: float | None = None, spec: PredictionSpec = PredictionSpec(),
-                  device: torch.device | None = None, image_scaling: str = ANY_SCALING) -> PredictionReport:
+def predict_scene(scene: SceneFiles, model: nn.Module, model_bands: Sequence[str], probability: Path, mask: Path, *,
+                  spec: PredictionSpec = PredictionSpec(), device: torch.device | None = None,
+                  image_scaling: str = ANY_SCALING) -> PredictionReport:
     """Predicts landslide probability over a whole scene and writes the probability and mask COGs.
 
     Args:
-        images: The scene's GeoTIFF, or the crops that ``geo.mosaic.open_scene`` joins into one.
+        scene: The image (or crops to mosaic), the DEM (required when ``model_bands`` include
+            "slope", ignored otherwise), the image bands to feed and a nodata override
+            (``geo.scene.SceneFiles``).
         model: A model mapping (N, bands, H, W) input bands (NaN where there is no data) to
             (N, classes, H, W) class probabilities, class 1 = landslide: a
             ``nn.segmenter.Segmenter``. It is moved to ``device``, channels-last, and put in
@@ -180,9 +169,6 @@ def predict_scene(images: Path | Sequence[Path], model: nn.Module, model_bands: 
         model_bands: The model's input band names (``ModelSpec.bands``), e.g. red, green, blue, slope.
         probability: Where to write the probability COG.
         mask: Where to write the mask COG.
-        dem: The survey's DEM; required when ``model_bands`` include "slope", ignored otherwise.
-        image_bands: 1-based image bands to feed (default: all but an alpha band).
-        nodata: Overrides the image's nodata value.
         spec: Window, overlap, batch, threshold (None: 0.5, the arg-max) and output block size.
         device: Where to run the model; ``training.loop.pick_device()`` when None.
         image_scaling: The model's input scaling (``ModelSpec.image_scaling``); imagery of another
@@ -197,32 +183,29 @@ def predict_scene(images: Path | Sequence[Path], model: nn.Module, model_bands: 
             without a DEM, or a scene side under 32 px.
         ValueError: model bands holding a terrain band other than a final "slope".
     """
-    images = (Path(images),) if isinstance(images, (str, Path)) else tuple(Path(p) for p in images)
-    name = images[0] if len(images) == 1 else images[0].parent
     start = time.perf_counter()
     device = device or pick_device()
-    model.to(device, memory_format=torch.channels_last).eval()
+    model.to(device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]  # torch's stubs omit memory_format
     with ExitStack() as stack:
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
-        image = stack.enter_context(open_scene(images))
-        reader = _SceneReader(name, image, image_bands, nodata)
-        scaling = input_scaling(image.dtypes[0])
-        if ANY_SCALING not in (image_scaling, scaling) and scaling != image_scaling:
-            raise SurveyInputError(name, f"is {scaling} imagery; the model was trained on {image_scaling} imagery, "
-                                         "so its inputs would be scaled differently (convert the imagery, or "
-                                         "train a model on imagery like it)")
-        terrain = None
-        if _needs_slope(name, model_bands, len(reader.bands), dem):
-            terrain = _Terrain(name, stack.enter_context(open_raster(Path(dem))), image)
-        rows = _window_axis(name, image.height, spec)
-        cols = _window_axis(name, image.width, spec)
-        grid = MapGrid(image.height, image.width, image.crs, image.transform, spec.blocksize)
+        reader = stack.enter_context(SceneReader(scene))
+        _check_scaling(reader, image_scaling)
+        with_slope = _needs_slope(reader, model_bands)
+        rows, cols = _window_axis(reader.name, reader.height, spec), _window_axis(reader.name, reader.width, spec)
+        grid = MapGrid(reader.height, reader.width, reader.crs, reader.transform, spec.blocksize)
         tags = {"model_bands": ",".join(model_bands), "window": str(spec.window), "overlap": str(spec.overlap)}
         threshold = ARGMAX_THRESHOLD if spec.threshold is None else spec.threshold
         writer = stack.enter_context(MapWriter(grid, probability, mask, threshold, tags))
-        counts = _map_strips(reader, terrain, _Model(model, device, batch_size(spec, device)), rows, cols, writer)
+        counts = _map_strips(reader, with_slope, _Model(model, device, batch_size(spec, device)), rows, cols, writer)
         writer.publish()
     return _report(writer, grid, counts, time.perf_counter() - start)
+
+
+def _check_scaling(reader: SceneReader, image_scaling: str) -> None:
+    scaling = input_scaling(np.dtype(reader.dtype))
+    if ANY_SCALING not in (image_scaling, scaling) and scaling != image_scaling:
+        raise SurveyInputError(reader.name, f"is {scaling} imagery; the model was trained on {image_scaling} "
+                                            "imagery, so its inputs would be scaled differently (convert the "
+                                            "imagery, or train a model on imagery like it)")
 
 
 def batch_size(spec: PredictionSpec, device: torch.device) -> int:
@@ -269,72 +252,27 @@ def _window_axis(name: Path, length: int, spec: PredictionSpec) -> _Axis:
     return _Axis(size, offsets, weights, coverage)
 
 
-def _needs_slope(name: Path, model_bands: Sequence[str], n_image_bands: int, dem: Path | None) -> bool:
+def _needs_slope(reader: SceneReader, model_bands: Sequence[str]) -> bool:
     """Checks the scene against the model's bands; whether the model takes a slope band.
 
     Raises:
         ValueError: a terrain band other than a final "slope" (``tile_features`` builds no other).
-        SurveyInputError: the scene has another number of image bands, or no DEM for the slope.
+        SurveyInputError: the scene has another number of image bands, no DEM for the slope, or
+            no CRS to place the DEM on.
     """
     terrain = [b for b in model_bands if b in TERRAIN_BANDS]
     if terrain not in ([], ["slope"]) or (terrain and model_bands[-1] != "slope"):
         raise ValueError(f"model bands {list(model_bands)}: only a final 'slope' band is supported as terrain input")
     n_model_image_bands = len(model_bands) - len(terrain)
-    if n_model_image_bands != n_image_bands:
-        raise SurveyInputError(name, f"has {n_image_bands} image band(s) to feed; the model takes "
-                                     f"{n_model_image_bands} ({', '.join(model_bands[:n_model_image_bands])})")
-    if terrain and dem is None:
-        raise SurveyInputError(name, f"the model takes a slope band (bands {', '.join(model_bands)}); "
-                                     "give the survey's DEM to map this scene")
+    if n_model_image_bands != len(reader.bands):
+        raise SurveyInputError(reader.name, f"has {len(reader.bands)} image band(s) to feed; the model takes "
+                                            f"{n_model_image_bands} ({', '.join(model_bands[:n_model_image_bands])})")
+    if terrain and not reader.has_dem:
+        raise SurveyInputError(reader.name, f"the model takes a slope band (bands {', '.join(model_bands)}); "
+                                            "give the survey's DEM to map this scene")
+    if terrain and reader.crs is None:
+        raise SurveyInputError(reader.name, "has no CRS, so the DEM cannot be placed on it for the slope band")
     return bool(terrain)
-
-
-class _SceneReader:
-    """Reads strips of the scene's image bands and which of their pixels are nodata."""
-
-    def __init__(self, name: Path, image: rasterio.DatasetReader, bands: tuple[int, ...] | None,
-                 nodata: float | None) -> None:
-        check_dtype(name, image.dtypes[0])
-        self.name, self.image = name, image
-        alpha = alpha_band(image)
-        self.bands = select_bands(name, image.count, bands, alpha)
-        self.nodata = nodata if nodata is not None else image.nodata
-        # Same precedence as tiling: override > alpha > nodata value (NaN for floats) > internal mask.
-        self.alpha = alpha if self.nodata is None and alpha is not None and alpha not in self.bands else None
-        flags = image.mask_flag_enums[0]
-        self.dataset_mask = (self.nodata is None and self.alpha is None and MaskFlags.per_dataset in flags
-                             and MaskFlags.alpha not in flags)
-
-    def strip(self, row: int, height: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Image bands (bands, height, width) of rows ``row .. row + height`` and their nodata pixels
-        (None when the scene marks none)."""
-        window = Window(0, row, self.image.width, height)
-        indexes = list(self.bands) + ([self.alpha] if self.alpha else [])
-        try:
-            pixels = self.image.read(indexes, window=window)
-            if self.alpha:
-                return pixels[:-1], pixels[-1] == 0
-            if self.dataset_mask:
-                return pixels, self.image.dataset_mask(window=window) == 0
-        except RasterioIOError as err:
-            raise SurveyInputError(self.name, f"cannot read pixels in rows {row}..{row + height}; corrupt or "
-                                              f"truncated? ({err.__cause__ or err})") from err
-        return pixels, invalid_pixels(pixels, self.nodata)
-
-
-class _Terrain:
-    """Elevation and slope of a window, from the DEM resampled onto the image grid (as tiling does)."""
-
-    def __init__(self, name: Path, dem: rasterio.DatasetReader, image: rasterio.DatasetReader) -> None:
-        if image.crs is None:
-            raise SurveyInputError(name, "has no CRS, so the DEM cannot be placed on it for the slope band")
-        self.dem, self.crs, self.transform = dem, image.crs, image.transform
-
-    def window(self, row: int, col: int, height: int, width: int) -> np.ndarray:
-        """(2, height, width) float32 elevation (m) and slope (degrees)."""
-        res_m = pixel_size_m(self.crs, self.transform, row + height / 2, col + width / 2)
-        elevation = dem_on_grid(self.dem, self.transform @ Affine.translation(col, row), (height, width), self.crs)
-        return terrain_bands(elevation, res_m, 1, BASE_TERRAIN_BANDS)
 
 
 class _Model:
@@ -384,11 +322,11 @@ class _Stitcher:
         return self.start, self.sums[:n_rows] / coverage, invalid
 
 
-def _map_strips(reader: _SceneReader, terrain: _Terrain | None, model: _Model, rows: _Axis, cols: _Axis,
+def _map_strips(reader: SceneReader, with_slope: bool, model: _Model, rows: _Axis, cols: _Axis,
                 writer: MapWriter) -> dict[str, int]:
     """Runs every strip of windows and writes the finished rows; returns pixel and window counts."""
     counts = {"valid": 0, "landslide": 0, "windows": 0, "skipped": 0}
-    stitcher = _Stitcher(rows, cols, reader.image.width)
+    stitcher = _Stitcher(rows, cols, reader.width)
 
     def write(finished: tuple[int, np.ndarray, np.ndarray | None] | None) -> None:
         if finished is not None:
@@ -397,13 +335,14 @@ def _map_strips(reader: _SceneReader, terrain: _Terrain | None, model: _Model, r
             counts["landslide"] += landslide
 
     for row in rows.offsets:
-        image, invalid = reader.strip(row, rows.size)
+        image, invalid = reader.read(Window(0, row, reader.width, rows.size))
         write(stitcher.begin_strip(row, invalid))
         live = [c for c in cols.offsets if invalid is None or not invalid[:, c:c + cols.size].all()]
         counts["windows"] += len(live)
         counts["skipped"] += len(cols.offsets) - len(live)
         for batch in _batches(live, model.batch_size):
-            x = np.stack([_window_input(image, invalid, terrain, row, col, cols.size) for col in batch])
+            x = np.stack([_window_input(reader if with_slope else None, image, invalid, row, col, cols.size)
+                          for col in batch])
             for col, probability in zip(batch, model.probability(x)):
                 stitcher.add(col, probability)
     write(stitcher.finish())
@@ -425,10 +364,10 @@ def _batches(items: list[int], size: int) -> Iterator[list[int]]:
         yield items[start:start + size]
 
 
-def _window_input(image: np.ndarray, invalid: np.ndarray | None, terrain: _Terrain | None, row: int, col: int,
+def _window_input(terrain: SceneReader | None, image: np.ndarray, invalid: np.ndarray | None, row: int, col: int,
                   width: int) -> np.ndarray:
     """Network input (bands [+ slope], H, W) of the window at scene (row, col) of a strip."""
     height = image.shape[1]
-    window_terrain = terrain.window(row, col, height, width) if terrain is not None else None
-    return tile_features(image[:, :, col:col + width], window_terrain,
-                         None if invalid is None else invalid[:, col:col + width])
+    heights = (terrain.terrain(row, col, height, width, BASE_TERRAIN.bands, BASE_TERRAIN.relief_radius_m)
+               if terrain is not None else None)
+    return tile_features(image[:, :, col:col + width], heights, None if invalid is None else invalid[:, col:col + width])

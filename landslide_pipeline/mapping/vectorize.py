@@ -113,13 +113,13 @@ def landslide_polygons(mask: Path, probability: Path, spec: VectorizeSpec = Vect
         _check_grids(Path(mask), mask_src, Path(probability), probability_src)
         crs, transform = mask_src.crs, mask_src.transform
         pieces = _trace(mask_src, probability_src, spec.strip_rows)
-    geometries, pixels, sums, counts = _join_at_cuts(pieces)
-    geometries = np.asarray(geometries, dtype=object)
-    bounds = shapely.bounds(geometries).reshape(-1, 4)
+    joined, pixels, sums, counts = _join_at_cuts(pieces)
+    pixel_geometries = np.asarray(joined, dtype=object)
+    bounds = shapely.bounds(pixel_geometries).reshape(-1, 4)
     order = np.lexsort((bounds[:, 0], bounds[:, 1]))  # top row first, then left column
-    geometries = _to_map(geometries[order], transform)
-    counts = np.asarray(counts, dtype=np.float64)
-    mean = np.divide(sums, counts, out=np.full(len(counts), np.nan), where=counts > 0)
+    geometries = _to_map(pixel_geometries[order], transform)
+    valid_counts = np.asarray(counts, dtype=np.float64)
+    mean = np.divide(sums, valid_counts, out=np.full(len(valid_counts), np.nan), where=valid_counts > 0)
     frame = gpd.GeoDataFrame({"pixels": np.asarray(pixels, dtype=np.int64)[order], "mean_probability": mean[order]},
                              geometry=geometries, crs=crs)
     return _measure(frame, spec)

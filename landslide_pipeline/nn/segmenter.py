@@ -27,6 +27,10 @@ class BandNormalization(nn.Module):
         std: Standard deviation of each band (must be > 0).
     """
 
+    # Buffers registered in __init__, shape (1, bands, 1, 1).
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         if len(mean) != len(std) or not len(mean):
@@ -51,6 +55,13 @@ class NormalizedNetwork(nn.Sequential):
         super().__init__(normalization, network)
 
     @property
+    def normalization(self) -> BandNormalization:
+        """The band normalisation the network was trained with."""
+        normalization = self[0]
+        assert isinstance(normalization, BandNormalization)  # the first of the two modules __init__ takes
+        return normalization
+
+    @property
     def network(self) -> nn.Module:
         return self[1]
 
@@ -71,12 +82,22 @@ class Segmenter(nn.Module):
         self.members = nn.ModuleList(members)
         self.flips = flips
 
+    @property
+    def networks(self) -> list[NormalizedNetwork]:
+        """The member networks, typed (``members`` is the ``nn.ModuleList`` that holds them)."""
+        networks: list[NormalizedNetwork] = []
+        for member in self.members:
+            assert isinstance(member, NormalizedNetwork)  # the only member type __init__ takes
+            networks.append(member)
+        return networks
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         views = [(x, ())] + ([(x.flip(-1), (-1,)), (x.flip(-2), (-2,))] if self.flips else [])
-        total = None
+        total: torch.Tensor | None = None
         for member in self.members:
             for view, axes in views:
                 probability = member(view).float().softmax(dim=1)
                 probability = probability.flip(axes) if axes else probability
                 total = probability if total is None else total + probability
+        assert total is not None  # __init__ rejects an empty members list, and views is never empty
         return total / (len(self.members) * len(views))

@@ -166,11 +166,17 @@ def qualitative_panel(images: np.ndarray, reference: np.ndarray, predictions: Ma
             if r == 0:
                 ax.set_title(columns[c], fontsize="medium")
         axes[r, 0].set_ylabel(title, fontsize="small")
-    handles = [Patch(facecolor=np.array(colour) / 255, edgecolor="grey", label=label)
+    handles = [Patch(facecolor=_fraction(colour), edgecolor="grey", label=label)
                for label, colour in OUTCOME_COLOURS.items()]
     # Two legend columns when the figure is too narrow for four side by side.
     fig.legend(handles=handles, loc="outside lower center", ncols=4 if len(columns) >= 4 else 2, fontsize="small")
     return save_png(fig, path)
+
+
+def _fraction(colour: Colour) -> tuple[float, float, float]:
+    """An 0..255 colour as the 0..1 RGB triple matplotlib takes."""
+    red, green, blue = colour
+    return red / 255, green / 255, blue / 255
 
 
 def pick_panel_tiles(reference: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -20,6 +20,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import torch
 from torch import nn
@@ -150,8 +151,16 @@ def config_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
+class TrainingFacts(TypedDict, total=False):
+    """How a member network was trained: the optional trailing fields of :class:`MemberSpec`."""
+
+    best_epoch: int
+    train_seconds: float
+    mlflow_run_id: str
+
+
 def member_spec(network: nn.Module, architecture: str, width: float, fold: int, normalization: BandNormalization,
-                **training_facts: float | int | str) -> MemberSpec:
+                **training_facts: Unpack[TrainingFacts]) -> MemberSpec:
     """The description of a trained network and the normalisation it was trained with."""
     return MemberSpec(architecture, width, fold, tuple(normalization.mean.flatten().tolist()),
                       tuple(normalization.std.flatten().tolist()), count_parameters(network), **training_facts)
@@ -166,7 +175,7 @@ def ensemble(models: Sequence[tuple[Segmenter, ModelSpec]], threshold: float, fl
     specs = [spec for _, spec in models]
     if len({(tuple(s.bands), s.image_scaling) for s in specs}) != 1:
         raise ValueError("an ensemble needs members with the same input bands and input scaling")
-    members = [member for model, _ in models for member in model.members]
+    members = [member for model, _ in models for member in model.networks]
     spec = replace(specs[0], members=[m for s in specs for m in s.members], threshold=threshold, flips=flips,
                    mlflow_run_id="")
     return Segmenter(members, flips=flips), spec
@@ -193,7 +202,7 @@ def load_model(directory: Path, device: torch.device | str = "cpu") -> tuple[Seg
     state = torch.load(Path(directory) / MODEL_WEIGHTS, map_location=device, weights_only=True)
     if not any(key.startswith("members.") for key in state):  # a flat network's state dict
         state = {**{f"members.0.1.{k}": v for k, v in state.items()},
-                 **{f"members.0.0.{k}": v for k, v in spec.build().members[0][0].state_dict().items()}}
+                 **{f"members.0.0.{k}": v for k, v in spec.build().networks[0].normalization.state_dict().items()}}
     model = spec.build()
     model.load_state_dict(state)
     return model.to(device).eval(), spec

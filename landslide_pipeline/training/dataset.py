@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import rasterio
 import torch
@@ -124,15 +125,16 @@ class TileArray:
         return out
 
     def __del__(self) -> None:
-        if getattr(self, "_fd", None) is not None:
-            os.close(self._fd)
+        fd = getattr(self, "_fd", None)  # absent when __init__ failed
+        if fd is not None:
+            os.close(fd)
 
 
 class TileArrayWriter:
     """Writes a ``.npy`` array of known shape one tile at a time (constant memory); a context
     manager that checks on a clean exit that every tile was written."""
 
-    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: npt.DTypeLike) -> None:
         self.path, self.shape, self.dtype, self.written = Path(path), shape, np.dtype(dtype), 0
         self._file = open(self.path, "wb")
         np.lib.format.write_array_header_2_0(self._file, {"descr": np.lib.format.dtype_to_descr(self.dtype),
@@ -326,6 +328,7 @@ def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_t
             images.write(x)
             masks.write(y)
             if references is not None:
+                assert reference is not None  # references is opened only with a reference
                 references.write(reference.mask(row.survey_id, row.tile_id))
     bands = band_names(first.shape[0] - int(use_terrain), use_terrain)
     folds.to_parquet(directory / TRAINING_FOLDS, index=False)

@@ -10,7 +10,7 @@ folds' validation tiles).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from landslide_pipeline.layout import DataLayout, LabelSource
 from landslide_pipeline.metrics.calibration import ProbabilityHistogram, decision_scores
 from landslide_pipeline.nn.blocks import INPUT_MULTIPLE
 from landslide_pipeline.nn.segmenter import Segmenter
@@ -96,7 +97,8 @@ def score_tiles(model: Segmenter, spec: ModelSpec, tiles: Iterable[LabelledTile]
         ModelInputError: a tile whose band count or input scaling breaks the model's contract.
     """
     device = device or pick_device()
-    histogram, n_tiles, pending = ProbabilityHistogram(), 0, []
+    histogram, n_tiles = ProbabilityHistogram(), 0
+    pending: list[LabelledTile] = []
 
     def flush() -> None:
         x = np.stack([_pad(t.features) for t in pending])
@@ -200,3 +202,64 @@ def best_fold(table: pd.DataFrame, architecture: str) -> int:
     rows = fold_rows(table)
     rows = rows[(rows["architecture"] == architecture) & (rows["split"] == "validation")]
     return int(rows.sort_values(["f1", "fold"], ascending=[False, True]).iloc[0]["fold"])
+
+
+def read_evaluation_table(layout: DataLayout) -> pd.DataFrame:
+    """The evaluation table the evaluation_table asset wrote."""
+    return pd.read_parquet(layout.evaluation_table)
+
+
+def fold_model_dirs(layout: DataLayout, source: str, architecture: str, n_folds: int) -> list[Path]:
+    """The folders of an architecture's fold models.
+
+    Raises:
+        FileNotFoundError: a fold model is missing (naming the partition to materialize).
+    """
+    prefix = "" if source == LabelSource.MANUAL else f"{source}_"
+    dirs = [layout.model(source, architecture, fold) for fold in range(n_folds)]
+    for fold, model_dir in enumerate(dirs):
+        if not model_dir.is_dir():
+            raise FileNotFoundError(f"{model_dir}: no trained model; materialize {prefix}trained_model "
+                                    f"partition {architecture}|{fold} first")
+    return dirs
+
+
+def evaluate_models(layout: DataLayout, sources: Sequence[str], architectures: Sequence[str], n_folds: int,
+                    samples: TrainingSet, ensembles: bool = False) -> pd.DataFrame:
+    """Rows of every architecture x fold model of each label source, scored on ``samples``, and
+    with ``ensembles`` of each architecture's fold ensemble on the test split.
+
+    Raises:
+        FileNotFoundError: a fold model or (with ``ensembles``) a fold ensemble is missing.
+    """
+    rows = []
+    for source in sources:
+        for architecture in architectures:
+            for model_dir in fold_model_dirs(layout, source, architecture, n_folds):
+                rows.extend(evaluate_fold_model(model_dir, samples))
+            if ensembles:
+                ensemble_dir = layout.ensemble(source, architecture)
+                if not ensemble_dir.is_dir():
+                    raise FileNotFoundError(f"{ensemble_dir}: no fold ensemble; materialize fold_ensembles first")
+                rows.extend(evaluate_ensemble(ensemble_dir, samples))
+    return pd.DataFrame(rows)
+
+
+def best_fold_models(table: pd.DataFrame, layout: DataLayout, sources: Sequence[str],
+                     architectures: Sequence[str]) -> dict[str, Path]:
+    """``"<source> <architecture>"`` -> the folder of that model's best fold (by validation F1)."""
+    return {f"{source} {a}": layout.model(source, a, best_fold(table[table["label_source"] == source], a))
+            for a in architectures for source in sources}
+
+
+def obia_training_set(layout: DataLayout) -> TrainingSet:
+    """The object-oriented training set, which must keep the manual masks to score against.
+
+    Raises:
+        ValueError: it was built without manual reference masks.
+    """
+    samples = TrainingSet.load(layout.training_set(LabelSource.OBIA))
+    if samples.reference_source != LabelSource.MANUAL:
+        raise ValueError("the object-oriented training set has no manual reference masks: materialize "
+                         "training_set before obia_training_set, on surveys with manual labels")
+    return samples

@@ -221,13 +221,14 @@ def train_segmentation(
     """
     torch.manual_seed(config.seed)
     device = device or pick_device()
-    model.to(device, memory_format=torch.channels_last)
+    # nn.Module.to takes memory_format (documented), but torch's typed overloads of it omit the argument.
+    model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     criterion = make_loss(config.loss, class_pixel_counts(data)).to(device)
     optimiser_type = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimiser = optimiser_type(model.network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     # The data path normalises on the CPU, with a copy of the model's own normalisation.
-    train = AugmentedTiles(data.samples, data.train, copy.deepcopy(model[0]).cpu(), config.augmentation, config.seed,
-                           data.channels)
+    train = AugmentedTiles(data.samples, data.train, copy.deepcopy(model.normalization).cpu(), config.augmentation,
+                           config.seed, data.channels)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: learning_rate_factor(config, step, steps_per_epoch))
@@ -299,7 +300,9 @@ def _epoch_batches(train: AugmentedTiles, batch_size: int, generator: torch.Gene
     """(sample numbers, batch) pairs of one epoch, in the order the generator shuffles them."""
     order = torch.randperm(len(train), generator=generator).tolist()
     batches_ = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    return zip(batches_, DataLoader(train, batch_sampler=batches_, collate_fn=AugmentedTiles.collate))
+    # torch types collate_fn as taking a list of samples; with __getitems__ it takes that method's batch.
+    loader = DataLoader(train, batch_sampler=batches_, collate_fn=AugmentedTiles.collate)  # type: ignore[arg-type]
+    return zip(batches_, loader)
 
 
 def _run_epoch(state: _State, train: AugmentedTiles, data: FoldData, config: TrainingConfig, criterion: nn.Module,
@@ -365,7 +368,8 @@ def predict_probability(model: Segmenter, images: Tiles, indices: np.ndarray, ba
         (batch indices, float32 probabilities of shape (B, H, W)).
     """
     device = device or pick_device()
-    model.to(device, memory_format=torch.channels_last).eval()
+    # nn.Module.to takes memory_format (documented), but torch's typed overloads of it omit the argument.
+    model.to(device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
     for idx in batches(np.asarray(indices), batch_size):
         x = images[idx]
         x = x if channels is None else x[:, list(channels)]

@@ -52,6 +52,8 @@ class DiceLoss(nn.Module):
 class FocalLoss(nn.Module):
     """Mean focal loss: cross-entropy scaled by (1 - p_true) ** gamma."""
 
+    weight: torch.Tensor | None  # a buffer: per-class weights, registered in __init__
+
     def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.gamma = gamma

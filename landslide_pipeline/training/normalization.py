@@ -62,6 +62,7 @@ def band_statistics(batches: Iterable[np.ndarray]) -> BandStatistics:
         count += finite.sum(axis=1)
     if total is None:
         raise ValueError("no tiles to compute band statistics from")
+    assert squares is not None and count is not None  # set together with total
     n = np.maximum(count, 1)
     mean = total / n
     std = np.sqrt(np.maximum(squares / n - mean ** 2, 0.0))

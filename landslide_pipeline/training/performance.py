@@ -244,7 +244,9 @@ def time_conv(channels: int = 64, size: int = 128, batch: int = 8, channels_last
         Seconds per forward call.
     """
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(dtype=dtype, memory_format=fmt)
+    # nn.Module.to takes memory_format (documented), but torch's typed overloads of it omit the argument.
+    conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+    conv = conv.to(dtype=dtype, memory_format=fmt)  # type: ignore[call-overload]
     x = torch.randn(batch, channels, size, size, dtype=dtype).to(memory_format=fmt)
     with torch.inference_mode():
         return time_calls(lambda: conv(x), repeats=repeats, calls=calls, warmup=2)

@@ -1,14 +1,16 @@
-"""Every data set of ../shared/data loads through its shipped adapter (skipped where it is absent)."""
+"""Every data set of ../shared/data loads through its shipped adapter (skipped where it is absent),
+and adapter files are checked key by key."""
 
 import numpy as np
 import pytest
 
-from landslide_pipeline.datasets.adapter import ADAPTERS_DIR, load_adapter
+from landslide_pipeline.datasets.adapter import ADAPTERS_DIR, available_adapters, load_adapter
 from landslide_pipeline.datasets.precut import find_pairs, label_dataset, tile_dataset
 from landslide_pipeline.datasets.readers import read_image, read_mask
+from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.grid import TilingSpec
-from landslide_pipeline.geo.survey import find_survey_files, inspect_survey
 from landslide_pipeline.schemas import TileIndex
+from landslide_pipeline.surveys import open_survey
 from landslide_pipeline_tests.conftest import shared_data
 
 # data set folder, adapter, tiles, (bands, height, width, dtype)
@@ -74,5 +76,33 @@ def test_a_survey_folder_points_at_a_shared_data_set(tmp_path):
     survey = tmp_path / "raw" / "l4s_validation"
     survey.mkdir(parents=True)
     (survey / "survey.toml").write_text(f'kind = "tiles"\nsource = "{root}"\nadapter = "l4s_rgb"\n')
-    meta = inspect_survey("l4s_validation", find_survey_files(survey))
+    meta = open_survey(survey, "l4s_validation").inspect()
     assert (meta.kind, meta.n_images, meta.bands, meta.dtype, meta.labels_format) == ("tiles", 396, 3, "uint8", "mask")
+
+
+@pytest.mark.parametrize("name", available_adapters())
+def test_the_shipped_adapters_parse(name):
+    adapter = load_adapter(ADAPTERS_DIR / f"{name}.toml")
+    assert adapter.name == name and adapter.description
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('[image]\npattern = "*.png"\nbands = [1]\nband = 2\n', r"\[image\]\.band: unknown key"),
+    ('colour = 1\n[image]\npattern = "*.png"\n', "colour: unknown key"),
+    ('[image]\npattern = "*.png"\nbands = "x"\n', r"\[image\]\.bands\[0\]: Input should be a valid integer, got 'x'"),
+    ('[image]\npattern = "*.png"\naxes = "WHC"\n', r"\[image\]\.axes: must be 'HWC' or 'CHW', got 'WHC'"),
+    ('[image]\npattern = "../*.png"\n', r"\[image\]\.pattern: '../\*.png' must be relative, inside the data set"),
+    ('[image]\npattern = "a/*.png"\n[mask]\npattern = "b/*.png"\nencoding = "0/2"\n', r"\[mask\]\.encoding: must be '0/1'"),
+    ('[image]\npattern = "a/*.png"\n[mask]\npattern = "b/*.png"\ncolor = [255, 0]\n', r"\[mask\]\.color\[2\]: missing"),
+    ('[image]\npattern = "a/*.png"\n[mask]\npattern = "b/*.png"\nencoding = "threshold"\n',
+     'mask: encoding = "threshold" needs a threshold'),
+    ('[image]\npattern = "a/*.png"\n[mask]\npattern = "b.png"\n', "same number of '\\*'"),
+    ('nodata = "0"\n', r"nodata: Input should be a valid number, got '0'; image: missing \(required\)"),
+    ('[image\n', "invalid TOML"),
+])
+def test_adapter_mistakes_name_the_file_and_the_key(tmp_path, text, problem):
+    path = tmp_path / "adapter.toml"
+    path.write_text(text)
+    with pytest.raises(SurveyInputError, match=problem) as error:
+        load_adapter(path)
+    assert error.value.path == path and str(error.value).startswith(f"{path}: ")

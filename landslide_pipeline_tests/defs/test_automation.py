@@ -9,9 +9,9 @@ from landslide_pipeline.defs import build_definitions
 from landslide_pipeline.defs.automation import new_survey_sensor
 from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.geo.arrivals import READY_MARKER
-from landslide_pipeline.geo.synthetic import SyntheticSurveySpec, generate_survey
 from landslide_pipeline.layout import DataLayout
-from landslide_pipeline.settings import PipelineSettings
+from landslide_pipeline.settings import PipelineSettings, StorageSettings
+from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
 
 SURVEY_ASSETS = ["raw_survey", "survey_tiles", "manual_labels", "obia_labels", "label_agreement"]
 
@@ -51,8 +51,8 @@ def two_surveys(tmp_path_factory):
     layout = DataLayout(root / "data")
     for seed, survey_id in enumerate(("pit_a", "pit_b")):
         generate_survey(layout.raw_survey(survey_id), SyntheticSurveySpec(size_px=256, n_landslides=3, seed=seed))
-    defs = build_definitions(PipelineSettings(), data_dir=str(layout.root), tracking_uri=f"sqlite:///{root}/mlflow.db",
-                             artifact_root=str(root / "artifacts"))
+    defs = build_definitions(PipelineSettings(), StorageSettings(str(layout.root), f"sqlite:///{root}/mlflow.db",
+                                                                 str(root / "artifacts")))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("survey", ["pit_a", "pit_b"])
     job = defs.resolve_job_def("prepare_survey")

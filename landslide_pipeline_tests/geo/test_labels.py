@@ -4,14 +4,14 @@ import pytest
 from shapely.geometry import Polygon, box
 
 from landslide_pipeline.geo.errors import SurveyInputError
-from landslide_pipeline.geo.labels import drop_empty_tiles, label_survey, read_label_polygons, write_label_masks
-from landslide_pipeline.geo.survey import find_survey_files, inspect_survey
-from landslide_pipeline.geo.tiling import TilingSpec, tile_survey
+from landslide_pipeline.geo.labels import drop_empty_tiles, read_label_polygons, write_label_masks
+from landslide_pipeline.geo.tiling import TilingSpec
+from landslide_pipeline.surveys import open_survey
 from landslide_pipeline_tests.conftest import ORIGIN, UTM, write_raster
 
 
 def test_masks_burn_polygons_at_the_right_pixels(small_survey, tmp_path):
-    index = tile_survey("tiny", find_survey_files(small_survey), tmp_path / "t", TilingSpec(tile_size=64))
+    index = open_survey(small_survey, "tiny").tile(tmp_path / "t", TilingSpec(tile_size=64))
     polygons = read_label_polygons(small_survey / "landslides.gpkg", index.crs)
     labelled = write_label_masks(index, polygons, tmp_path / "l")
     first = labelled.set_index("tile_id").loc["r000000_c000000"]
@@ -61,10 +61,10 @@ def test_geojson_and_shapefile_labels_burn_like_the_geopackage(small_survey, tmp
     polygons = polygons.rename(columns={"landslide_id": "id"})
     (small_survey / "landslides.gpkg").unlink()
     polygons.to_file(small_survey / name, driver=driver)
-    files = find_survey_files(small_survey)
-    assert files.labels.name == name
-    index = tile_survey("tiny", files, tmp_path / "t", TilingSpec(tile_size=64))
-    labelled = label_survey(files, index, tmp_path / "l")
+    survey = open_survey(small_survey)
+    assert survey.labels.path.name == name
+    index = survey.tile(tmp_path / "t", TilingSpec(tile_size=64))
+    labelled = survey.label(index, tmp_path / "l")
     assert labelled.landslide_fraction.sum() * 64**2 == pytest.approx(40 * 40, abs=2)
     with rasterio.open(tmp_path / "l" / "masks" / "r000000_c000000.tif") as src:
         assert src.read(1)[40:64, 40:64].all() and not src.read(1)[:38].any()
@@ -84,11 +84,11 @@ def test_labelme_labels_of_a_scene_without_crs(tmp_path):
     road = {"label": "road", "shape_type": "polygon", "points": [[0, 0], [10, 0], [10, 10]], "flags": {}}
     (folder / "landslides.json").write_text(json.dumps(
         {"shapes": [shape, road], "imageHeight": 64, "imageWidth": 96, "imagePath": "image.tif"}))
-    files = find_survey_files(folder)
-    assert files.labels_format == "labelme"
-    assert inspect_survey("photo", files).n_label_polygons == 1
-    index = tile_survey("photo", files, tmp_path / "t", TilingSpec(tile_size=32))
-    labelled = label_survey(files, index, tmp_path / "l").set_index("tile_id")
+    survey = open_survey(folder)
+    assert survey.labels.format == "labelme"
+    assert survey.inspect().n_label_polygons == 1
+    index = survey.tile(tmp_path / "t", TilingSpec(tile_size=32))
+    labelled = survey.label(index, tmp_path / "l").set_index("tile_id")
     # Labelme's rectangle covers columns 40..69 and rows 10..29 inclusive: 30 x 20 pixels.
     assert labelled.landslide_fraction.sum() * 32**2 == pytest.approx(30 * 20)
     with rasterio.open(tmp_path / "l" / "masks" / "r000000_c000064.tif") as src:

@@ -7,8 +7,8 @@ from rasterio.transform import from_origin
 
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.mosaic import open_scene
-from landslide_pipeline.geo.survey import find_survey_files, inspect_survey
-from landslide_pipeline.geo.tiling import TilingSpec, tile_survey
+from landslide_pipeline.geo.tiling import TilingSpec
+from landslide_pipeline.surveys import open_survey
 from landslide_pipeline_tests.conftest import ORIGIN, UTM, shared_data, write_raster
 
 RES = 0.5
@@ -34,23 +34,23 @@ def mosaic_survey(tmp_path: Path, crops: list[tuple[int, int]]) -> Path:
 
 def test_crops_join_into_one_scene_on_their_grid(tmp_path):
     survey = mosaic_survey(tmp_path, [(0, 0), (0, 96), (64, 0), (64, 96)])
-    files = find_survey_files(survey)
-    assert len(files.images) == 4
-    with open_scene(files.images) as scene:
+    mosaic = open_survey(survey)
+    assert len(mosaic.scene.images) == 4
+    with open_scene(mosaic.scene.images) as scene:
         assert (scene.height, scene.width, scene.count) == (128, 192, 3)
         assert scene.transform == from_origin(*ORIGIN, RES, RES)
         pixels = scene.read()
     rows, cols = np.mgrid[0:128, 0:192]
     np.testing.assert_array_equal(pixels[0], rows % 251)
     np.testing.assert_array_equal(pixels[1], cols % 251)
-    meta = inspect_survey("mosaic", files)
+    meta = mosaic.inspect()
     assert (meta.width, meta.height, meta.n_images) == (192, 128, 4)
 
 
 def test_gaps_between_crops_are_nodata_not_black(tmp_path):
     survey = mosaic_survey(tmp_path, [(0, 0), (64, 96)])  # two crops on a diagonal: half the box is empty
     spec = TilingSpec(32, max_nodata_fraction=0.0)
-    index = tile_survey("mosaic", find_survey_files(survey), tmp_path / "tiles", spec)
+    index = open_survey(survey, "mosaic").tile(tmp_path / "tiles", spec)
     assert len(index) == 2 * 3 * 2  # the 2x3 tiles of each crop; the empty quarters are skipped
     assert (index.nodata_fraction == 0).all()
     with rasterio.open(tmp_path / "tiles" / "image" / "r000064_c000096.tif") as src:
@@ -80,10 +80,10 @@ def test_the_shared_coseismic_crops_mosaic_into_their_scene(tmp_path):
     survey = tmp_path / "raw" / "coseismic"
     survey.mkdir(parents=True)
     (survey / "survey.toml").write_text(f'source = "{source}"\nimage = "*.tif"\nsite = "coseismic"\n')
-    files = find_survey_files(survey)
-    meta = inspect_survey("coseismic", files)
+    mosaic = open_survey(survey)
+    meta = mosaic.inspect()
     assert (meta.width, meta.height, meta.n_images, meta.crs, meta.site) == (2048, 1280, 40, "EPSG:32654", "coseismic")
-    index = tile_survey("coseismic", files, tmp_path / "tiles", TilingSpec(256))
+    index = mosaic.tile(tmp_path / "tiles", TilingSpec(256))
     assert len(index) == 8 * 5
     # A tile of the mosaic equals the crop it coincides with, pixel for pixel and in place.
     for tile in index.sample(3, random_state=1).itertuples():
@@ -91,7 +91,7 @@ def test_the_shared_coseismic_crops_mosaic_into_their_scene(tmp_path):
             x, y = src.xy(0, 0)
             pixels = src.read()
         matches = []
-        for path in files.images:
+        for path in mosaic.scene.images:
             with rasterio.open(path) as crop_src:
                 if crop_src.xy(0, 0) == (x, y):
                     matches.append(crop_src.read())

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from landslide_pipeline.geo.survey import find_survey_files
-from landslide_pipeline.geo.tiling import TilingSpec, tile_offsets, tile_survey
+from landslide_pipeline.geo.tiling import TilingSpec, tile_offsets
 from landslide_pipeline.schemas import TileIndex
+from landslide_pipeline.surveys import open_survey
 from landslide_pipeline_tests.conftest import write_raster
 
 
@@ -18,7 +18,7 @@ def test_offsets_snap_the_last_tile_inside_the_scene():
 
 def test_tiles_keep_transforms_pixel_to_map_round_trip(small_survey, tmp_path):
     out = tmp_path / "tiles"
-    index = tile_survey("tiny", find_survey_files(small_survey), out, TilingSpec(tile_size=64))
+    index = open_survey(small_survey, "tiny").tile(out, TilingSpec(tile_size=64))
     TileIndex.validate(index)
     assert len(index) == 4 * 5  # 200 -> 0,64,128,136 ; 300 -> 0,64,128,192,236
     with rasterio.open(small_survey / "image.tif") as scene:
@@ -34,7 +34,7 @@ def test_tiles_keep_transforms_pixel_to_map_round_trip(small_survey, tmp_path):
 
 
 def test_terrain_tiles_hold_elevation_and_slope(small_survey, tmp_path):
-    index = tile_survey("tiny", find_survey_files(small_survey), tmp_path / "t", TilingSpec(tile_size=64))
+    index = open_survey(small_survey, "tiny").tile(tmp_path / "t", TilingSpec(tile_size=64))
     with rasterio.open(tmp_path / "t" / "terrain" / f"{index.tile_id.iloc[0]}.tif") as src:
         elevation, slope = src.read()
         assert src.descriptions == ("elevation", "slope")
@@ -56,7 +56,7 @@ def test_dem_in_another_crs_and_resolution_is_resampled_onto_the_image(small_sur
     # Pad with a margin so the geographic DEM covers the image fully.
     (small_survey / "dem.tif").unlink()
     write_raster(small_survey / "dem.tif", dem[None], crs="EPSG:4326", transform=transform)
-    index = tile_survey("tiny", find_survey_files(small_survey), tmp_path / "t", TilingSpec(tile_size=64))
+    index = open_survey(small_survey, "tiny").tile(tmp_path / "t", TilingSpec(tile_size=64))
     middle = index[(index.row_off == 64) & (index.col_off == 128)].tile_id.iloc[0]
     with rasterio.open(tmp_path / "t" / "terrain" / f"{middle}.tif") as src:
         _, slope = src.read()
@@ -69,7 +69,7 @@ def test_nodata_tiles_are_skipped(tmp_path):
     image = np.full((3, 128, 256), 50, dtype=np.uint8)
     image[:, :, 128:] = 0  # right half is nodata
     write_raster(folder / "image.tif", image, nodata=0)
-    index = tile_survey("s", find_survey_files(folder), tmp_path / "t", TilingSpec(tile_size=64))
+    index = open_survey(folder, "s").tile(tmp_path / "t", TilingSpec(tile_size=64))
     assert set(index.col_off) == {0, 64}
     assert (index.nodata_fraction == 0).all()
 
@@ -84,7 +84,7 @@ def test_tiling_spec_refuses_sizes_the_models_cannot_take():
 
 
 def test_overlapping_tiles_with_a_stride(small_survey, tmp_path):
-    index = tile_survey("tiny", find_survey_files(small_survey), tmp_path / "t", TilingSpec(tile_size=64, stride=48))
+    index = open_survey(small_survey, "tiny").tile(tmp_path / "t", TilingSpec(tile_size=64, stride=48))
     assert sorted(set(index.row_off)) == [0, 48, 96, 136]
     assert sorted(set(index.col_off)) == [0, 48, 96, 144, 192, 236]
     with rasterio.open(small_survey / "image.tif") as scene:
@@ -95,20 +95,21 @@ def test_overlapping_tiles_with_a_stride(small_survey, tmp_path):
 
 def test_narrow_memory_budget_reads_column_groups_with_the_same_result(small_survey, tmp_path, monkeypatch):
     from landslide_pipeline.geo import tiling
+    from landslide_pipeline.geo.scene import SceneReader
 
-    files = find_survey_files(small_survey)
+    scene = open_survey(small_survey).scene
     windows = []
-    original = tiling._StripReader._read
+    original = SceneReader.read_raw
 
-    def spy(self, window, out):
+    def spy(self, window, out=None):
         windows.append(window)
-        original(self, window, out)
+        return original(self, window, out)
 
-    monkeypatch.setattr(tiling._StripReader, "_read", spy)
-    wide = tiling.tile_scene("tiny", files, tmp_path / "wide", TilingSpec(tile_size=64))
+    monkeypatch.setattr(SceneReader, "read_raw", spy)
+    wide = tiling.tile_scene("tiny", scene, tmp_path / "wide", TilingSpec(tile_size=64))
     reads_wide = list(windows)
     windows.clear()
-    narrow = tiling.tile_scene("tiny", files, tmp_path / "narrow", TilingSpec(tile_size=64), max_buffer_bytes=60_000)
+    narrow = tiling.tile_scene("tiny", scene, tmp_path / "narrow", TilingSpec(tile_size=64), max_buffer_bytes=60_000)
     assert wide.drop(columns="geometry").equals(narrow.drop(columns="geometry"))
     assert len({w.col_off for w in windows}) > 1 and {w.col_off for w in reads_wide} == {0}
     # Every source row of every column group is read exactly once.
@@ -132,7 +133,7 @@ def test_alpha_band_marks_nodata_and_is_not_an_image_band(tmp_path):
     with rasterio.open(path, "r+") as dst:
         dst.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
                            rasterio.enums.ColorInterp.blue, rasterio.enums.ColorInterp.alpha]
-    index = tile_survey("s", find_survey_files(folder), tmp_path / "t", TilingSpec(32, max_nodata_fraction=0.5))
+    index = open_survey(folder, "s").tile(tmp_path / "t", TilingSpec(32, max_nodata_fraction=0.5))
     assert set(index.col_off) == {0, 32}
     with rasterio.open(tmp_path / "t" / "image" / f"{index.tile_id.iloc[0]}.tif") as src:
         assert src.count == 3
@@ -145,7 +146,7 @@ def test_nodata_override_and_other_dtypes(tmp_path):
     image[:, :, :32] = 65535  # a fill value the file does not declare
     write_raster(folder / "image.tif", image)
     (folder / "survey.toml").write_text("nodata = 65535\n")
-    index = tile_survey("s", find_survey_files(folder), tmp_path / "t", TilingSpec(32, max_nodata_fraction=0.0))
+    index = open_survey(folder, "s").tile(tmp_path / "t", TilingSpec(32, max_nodata_fraction=0.0))
     assert set(index.col_off) == {32}
     with rasterio.open(tmp_path / "t" / "image" / f"{index.tile_id.iloc[0]}.tif") as src:
         assert (src.dtypes[0], src.count, src.nodata) == ("uint16", 2, 65535)
@@ -154,7 +155,7 @@ def test_nodata_override_and_other_dtypes(tmp_path):
     reflectance = np.random.default_rng(0).random((5, 64, 64)).astype(np.float32)
     reflectance[:, :32, :] = np.nan
     write_raster(float_folder / "image.tif", reflectance)
-    index = tile_survey("f", find_survey_files(float_folder), tmp_path / "tf", TilingSpec(32))
+    index = open_survey(float_folder, "f").tile(tmp_path / "tf", TilingSpec(32))
     assert set(index.row_off) == {32}
     with rasterio.open(tmp_path / "tf" / "image" / "r000032_c000000.tif") as src:
         np.testing.assert_array_equal(src.read(), reflectance[:, 32:, :32])
@@ -162,7 +163,7 @@ def test_nodata_override_and_other_dtypes(tmp_path):
 
 def test_optional_terrain_bands_follow_elevation_and_slope(small_survey, tmp_path):
     (small_survey / "survey.toml").write_text('terrain_bands = ["hillshade", "relief"]\nrelief_radius_m = 2.0\n')
-    index = tile_survey("tiny", find_survey_files(small_survey), tmp_path / "t", TilingSpec(tile_size=64))
+    index = open_survey(small_survey, "tiny").tile(tmp_path / "t", TilingSpec(tile_size=64))
     with rasterio.open(tmp_path / "t" / "terrain" / f"{index.tile_id.iloc[0]}.tif") as src:
         assert src.descriptions == ("elevation", "slope", "hillshade", "relief")
         elevation, slope, shade, relief = src.read()

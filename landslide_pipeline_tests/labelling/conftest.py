@@ -3,8 +3,8 @@
 import pytest
 from rasterio.transform import from_origin
 
-from landslide_pipeline.geo.synthetic import SyntheticScene, SyntheticSurveySpec, build_scene
 from landslide_pipeline.labelling.scene import ArraySource
+from landslide_pipeline.synthetic import SyntheticScene, SyntheticSurveySpec, build_scene
 
 PIT_SPEC = SyntheticSurveySpec(size_px=512, n_landslides=6, seed=11)
 

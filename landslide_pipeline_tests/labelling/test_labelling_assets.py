@@ -17,9 +17,9 @@ from landslide_pipeline.defs.labelling_assets import (
 )
 from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
-from landslide_pipeline.geo.synthetic import SyntheticSurveySpec, generate_survey
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.schemas import LabelAgreement, ObiaSegments, TileIndex
+from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
 
 SURVEY = "small_pit"
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "obia_rules.toml"

@@ -4,12 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landslide_pipeline.geo.synthetic import generate_survey
+from landslide_pipeline.geo.scene import SceneFiles
 from landslide_pipeline.labelling.obia import label_scene
 from landslide_pipeline.labelling.rules import load_rules
 from landslide_pipeline.labelling.scene import ArraySource, RasterSource
 from landslide_pipeline.metrics import confusion_counts, segmentation_metrics
 from landslide_pipeline.schemas import ObiaSegments
+from landslide_pipeline.synthetic import generate_survey
 from landslide_pipeline_tests.labelling.conftest import PIT_SPEC, array_source
 
 RULES = load_rules(Path(__file__).resolve().parents[2] / "configs" / "obia_rules.toml")
@@ -90,7 +91,7 @@ def test_without_a_dem_terrain_conditions_are_skipped(pit_scene):
 
 def test_files_read_like_arrays(tmp_path, pit_scene):
     survey = generate_survey(tmp_path / "pit", PIT_SPEC)
-    with RasterSource(survey.image, survey.dem) as source:
+    with RasterSource(SceneFiles((survey.image,), survey.dem)) as source:
         assert (source.height, source.width, source.bands) == (512, 512, ("red", "green", "blue"))
         assert source.pixel_size_m() == pytest.approx((0.25, 0.25))
         from_file = source.read(100, 200, 64, 80)

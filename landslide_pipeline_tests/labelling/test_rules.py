@@ -130,17 +130,24 @@ def test_clean_up_fills_enclosed_patches_and_drops_small_regions():
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d.update(colour=1), "unknown key"),
+    (lambda d: d.update(colour=1), "rules.toml: colour: unknown key"),
+    (lambda d: d["segmentation"].update(scale=1), r"\[segmentation\]\.scale: unknown key"),
+    (lambda d: d["classes"][0]["conditions"][0].update(colour=1), r"\[classes\[0\]\.conditions\[0\]\]\.colour: unknown key"),
+    (lambda d: d["classes"][0]["conditions"][0].update(value="x"),
+     r"\[classes\[0\]\.conditions\[0\]\]\.value: Input should be a valid number, got 'x'"),
+    (lambda d: d["classes"][1].pop("name"), r"\[classes\[1\]\]\.name: missing"),
     (lambda d: d["classes"].append({"name": "x", "parent": "nope"}), "parent 'nope' must be defined before"),
     (lambda d: d["classes"].append({"name": "bare"}), "defined twice"),
-    (lambda d: d["classes"][0]["conditions"][0].update(op="=="), "op must be one of"),
-    (lambda d: d["classes"][0]["conditions"][0].update(otsu=[0, 1]), "exactly one of value, otsu, quantile"),
+    (lambda d: d["classes"][0]["conditions"][0].update(op="=="),
+     r"\[classes\[0\]\.conditions\[0\]\]\.op: must be one of \['<', '<=', '>', '>='\], got '=='"),
+    (lambda d: d["classes"][0]["conditions"][0].update(otsu=[0, 1]),
+     r"\[classes\[0\]\]\.conditions\[0\]: needs exactly one of value, otsu, quantile"),
     (lambda d: d["classes"][0]["conditions"].append({"feature": "exg", "op": ">", "quantile": 0.5}),
-     "come with a fallback"),
-    (lambda d: d.update(output={"landslide_classes": ["slide"]}), "undefined classes"),
-    (lambda d: d["segmentation"].update(classify_scale=15), "not one of the scales"),
-    (lambda d: d["segmentation"].update(scales=[20, 10]), "increasing"),
-    (lambda d: d.update(grow={"rounds": 1, "border_ratio": 0}), "border_ratio"),
+     r"\[classes\[0\]\]\.conditions\[1\]: quantile must come with a fallback"),
+    (lambda d: d.update(output={"landslide_classes": ["slide"]}), r"\[output\]\.landslide_classes: names undefined classes"),
+    (lambda d: d["segmentation"].update(classify_scale=15), r"\[segmentation\]\.classify_scale: 15 is not one of the scales"),
+    (lambda d: d["segmentation"].update(scales=[20, 10]), "segmentation: scales must be a non-empty increasing"),
+    (lambda d: d.update(grow={"rounds": 1, "border_ratio": 0}), r"\[grow\]\.border_ratio: Input should be greater than 0"),
 ])
 def test_invalid_rule_files_are_refused_with_a_reason(change, message):
     data = rules_with([dict(c, conditions=[dict(x) for x in c.get("conditions", [])]) for c in HIERARCHY])
@@ -154,6 +161,16 @@ def test_invalid_toml_names_the_file(tmp_path):
     path.write_text("[segmentation\nscales = [1]")
     with pytest.raises(RuleError, match="rules.toml: invalid TOML"):
         load_rules(path)
+
+
+def test_a_rule_file_names_the_file_and_the_key_path(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text('[[classes]]\nname = "landslide"\nconditions = [{ feature = "rough", op = ">", value = 1 }]\n'
+                    "[grow]\nrounds = -1\nborder = 0.5\n")
+    with pytest.raises(RuleError) as error:
+        load_rules(path)
+    assert str(error.value) == (f"{path}: [grow].rounds: Input should be greater than or equal to 0, got -1; "
+                                "[grow].border: unknown key")
 
 
 def test_the_shipped_rules_load():

@@ -10,20 +10,21 @@ from torch import nn
 
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.grid import tile_offsets
-from landslide_pipeline.geo.survey import find_survey_files
-from landslide_pipeline.geo.synthetic import SyntheticSurveySpec, generate_survey
+from landslide_pipeline.geo.scene import SceneFiles
 from landslide_pipeline.geo.terrain import dem_on_grid, terrain_bands
 from landslide_pipeline.mapping import (
     PROBABILITY_SCALE,
     PredictionSpec,
     VectorizeSpec,
+    map_scene,
     predict_scene,
-    predict_survey,
     vectorize_landslides,
 )
 from landslide_pipeline.mapping.predict import ramp_weights
 from landslide_pipeline.nn import create_model
 from landslide_pipeline.nn.segmenter import BandNormalization, NormalizedNetwork, Segmenter
+from landslide_pipeline.surveys import open_survey
+from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
 from landslide_pipeline.training.checkpoint import MemberSpec, ModelSpec, save_model
 from landslide_pipeline.training.features import SLOPE_SCALE_DEG, scale_image
 from landslide_pipeline_tests.conftest import write_raster
@@ -83,9 +84,12 @@ def decoded(path: Path) -> np.ndarray:
     return read(path).astype(np.float64) / PROBABILITY_SCALE
 
 
-def run(image, model, out: Path, spec=SMALL, bands=RGB, **kwargs):
+def run(image, model, out: Path, spec=SMALL, bands=RGB, dem=None, image_bands=None, nodata=None, **kwargs):
+    """Maps ``image`` (a path, or crops to mosaic) with ``model`` into ``out``."""
     model = model if isinstance(model, Segmenter) else as_segmenter(model, len(bands))
-    return predict_scene(image, model, bands, out / "probability.tif", out / "mask.tif", spec=spec, device=CPU,
+    images = (image,) if isinstance(image, Path) else tuple(image)
+    scene = SceneFiles(images, dem, image_bands, nodata)
+    return predict_scene(scene, model, bands, out / "probability.tif", out / "mask.tif", spec=spec, device=CPU,
                          **kwargs)
 
 
@@ -300,9 +304,9 @@ def test_bad_specs_are_refused(kwargs):
         PredictionSpec(**kwargs)
 
 
-def test_predict_survey_maps_with_a_saved_model_at_its_calibrated_threshold(survey, tmp_path, unet):
+def test_map_scene_maps_with_a_saved_model_at_its_calibrated_threshold(survey, tmp_path, unet):
     save_model(tmp_path / "model", unet, unet_spec(threshold=0.47))
-    report = predict_survey(find_survey_files(survey), tmp_path / "model", tmp_path / "map", SMALL, device=CPU)
+    report = map_scene(open_survey(survey).scene, tmp_path / "model", tmp_path / "map", SMALL, device=CPU)
     run(survey / "image.tif", unet, tmp_path / "direct")
     probability = read(tmp_path / "map" / "probability.tif")
     np.testing.assert_array_equal(probability, read(tmp_path / "direct" / "probability.tif"))
@@ -319,7 +323,7 @@ def test_predict_survey_maps_with_a_saved_model_at_its_calibrated_threshold(surv
 def test_imagery_of_another_dtype_than_the_model_was_trained_on_is_refused(survey, tmp_path, unet):
     save_model(tmp_path / "model", unet, unet_spec(scaling="uint16"))
     with pytest.raises(SurveyInputError, match="is uint8 imagery; the model was trained on uint16 imagery"):
-        predict_survey(find_survey_files(survey), tmp_path / "model", tmp_path / "map", SMALL, device=CPU)
+        map_scene(open_survey(survey).scene, tmp_path / "model", tmp_path / "map", SMALL, device=CPU)
     assert not (tmp_path / "map" / "probability.tif").exists()
 
 

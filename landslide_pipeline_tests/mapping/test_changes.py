@@ -2,7 +2,7 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import box
 
-from landslide_pipeline.geo.changes import ChangeRules, change_summary, detect_changes
+from landslide_pipeline.mapping.changes import ChangeRules, change_summary, detect_changes
 
 UTM = "EPSG:32650"
 
@@ -66,7 +66,7 @@ def test_empty_maps_and_a_geographic_current_map():
 
 
 def test_previous_survey_of_a_site_follows_dates_then_ids():
-    from landslide_pipeline.geo.changes import previous_survey
+    from landslide_pipeline.mapping.changes import previous_survey
 
     surveys = [dict(survey_id="pit_c", site="pit", date="2025-06-01"),
                dict(survey_id="pit_a", site="pit", date="2024-06-01"),

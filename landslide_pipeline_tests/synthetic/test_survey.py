@@ -1,7 +1,6 @@
-"""The synthetic open-pit survey: file layout, georeferencing, labels, realism and atomic writing."""
+"""The synthetic survey's files: layout, georeferencing, labels, determinism and atomic writing."""
 
 from dataclasses import replace
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -9,49 +8,14 @@ import pyogrio
 import pytest
 import rasterio
 from rasterio.crs import CRS
-from rasterio.features import rasterize
 from rasterio.transform import from_origin
-from scipy import ndimage
 from shapely.geometry import box
 
-from landslide_pipeline.geo import synthetic
-from landslide_pipeline.geo.survey import find_survey_files, inspect_survey
-from landslide_pipeline.geo.synthetic import SyntheticSurvey, SyntheticSurveySpec, build_scene, generate_survey
+from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
+from landslide_pipeline.synthetic import survey as survey_module
+from landslide_pipeline_tests.synthetic.conftest import SMALL, SPEC, read, slope_deg
 
-SPEC = SyntheticSurveySpec(size_px=384, n_landslides=4, seed=3)
-SMALL = SyntheticSurveySpec(size_px=256, n_landslides=3, seed=5)
 FILES = {"image.tif", "dem.tif", "landslides.gpkg", "ground_truth.tif"}
-
-
-@pytest.fixture(scope="module")
-def survey(tmp_path_factory) -> SyntheticSurvey:
-    return generate_survey(tmp_path_factory.mktemp("synthetic") / "pit", SPEC)
-
-
-@pytest.fixture(scope="module")
-def baseline() -> synthetic.SyntheticScene:
-    """The same scene without landslides: every other component draws from its own stream."""
-    return build_scene(replace(SPEC, n_landslides=0))
-
-
-def read(path: Path) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read().squeeze()
-
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float64).mean(axis=0)
-
-
-def texture(image: np.ndarray) -> np.ndarray:
-    """Local RMS of the Laplacian of luminance over 5 x 5 px."""
-    laplacian = ndimage.laplace(luminance(image))
-    return np.sqrt(ndimage.uniform_filter(laplacian**2, 5))
-
-
-def slope_deg(dem: np.ndarray, pixel_size: float) -> np.ndarray:
-    dz_dy, dz_dx = np.gradient(dem.astype(np.float64), pixel_size)
-    return np.degrees(np.arctan(np.hypot(dz_dx, dz_dy)))
 
 
 def test_writes_the_survey_layout_and_nothing_else(survey):
@@ -105,26 +69,11 @@ def test_labels_are_valid_polygons_in_the_image_crs_and_bounds(survey):
     assert labels.within(bounds).all()
 
 
-def test_labels_are_imprecise_hand_drawn_versions_of_the_ground_truth(survey):
-    with rasterio.open(survey.ground_truth) as src:
-        assert src.dtypes == ("uint8",) and src.nodata is None
-        truth, transform = src.read(1), src.transform
-    assert set(np.unique(truth)) == {0, 1}
-    labels = gpd.read_file(survey.landslides)
-    drawn = rasterize(labels.geometry, out_shape=truth.shape, transform=transform).astype(bool)
-    truth = truth.astype(bool)
-    assert (truth & drawn).sum() / (truth | drawn).sum() > 0.7
-    assert not np.array_equal(truth, drawn)
-    components, n = ndimage.label(truth)
-    assert n == SPEC.n_landslides
-    for polygon in labels.geometry:
-        mask = rasterize([polygon], out_shape=truth.shape, transform=transform).astype(bool)
-        best = max((mask & (components == i)).sum() / (mask | (components == i)).sum() for i in range(1, n + 1))
-        assert best > 0.6
-
-
 def test_survey_passes_the_pipeline_input_checks(survey):
-    meta = inspect_survey("pit", find_survey_files(survey.directory))
+    # Imported here: the other tests of the generator do not depend on the survey readers.
+    from landslide_pipeline.surveys import open_survey
+
+    meta = open_survey(survey.directory, "pit").inspect()
     assert meta.has_dem and meta.n_label_polygons == SPEC.n_landslides
     assert (meta.width, meta.height, meta.bands, meta.dtype) == (384, 384, 3, "uint8")
 
@@ -138,38 +87,6 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
         assert not np.array_equal(read(getattr(first, name)), read(getattr(other, name))), name
     labels_a, labels_b = gpd.read_file(first.landslides), gpd.read_file(again.landslides)
     assert all(a.equals_exact(b, 0.0) for a, b in zip(labels_a.geometry, labels_b.geometry))
-
-
-def test_landslides_are_brighter_browner_and_rougher_than_the_rock_they_replaced(survey, baseline):
-    image, truth = read(survey.image), read(survey.ground_truth).astype(bool)
-    slide_lum, rock_lum = luminance(image)[truth], luminance(baseline.image)[truth]
-    assert slide_lum.mean() > rock_lum.mean() + 8
-    # ...but not separable by a brightness threshold alone.
-    assert np.percentile(slide_lum, 10) < np.percentile(rock_lum, 90)
-    redness = lambda img: img[0].astype(float)[truth].mean() - img[2].astype(float)[truth].mean()  # noqa: E731
-    assert redness(image) > redness(baseline.image) + 15
-    assert texture(image)[truth].mean() > 2 * texture(baseline.image)[truth].mean()
-
-
-def test_landslides_change_the_scene_only_where_they_are(survey, baseline):
-    truth = read(survey.ground_truth).astype(bool)
-    away = ~ndimage.binary_dilation(truth, iterations=8)
-    assert np.array_equal(read(survey.image)[:, away], baseline.image[:, away])
-    assert np.array_equal(read(survey.dem)[away], baseline.dem[away])
-
-
-def test_dem_shows_head_scarps_toe_deposits_and_erased_benches(survey, baseline):
-    dem, truth = read(survey.dem).astype(np.float64), read(survey.ground_truth).astype(bool)
-    change = dem - baseline.dem
-    components, n = ndimage.label(truth)
-    for i in range(1, n + 1):
-        inside = components == i
-        before = baseline.dem[inside]
-        upper, lower = before > np.median(before), before <= np.median(before)
-        assert change[inside][upper].mean() < change[inside][lower].mean() - 0.5, i
-        assert change[inside].min() < -0.5 and change[inside].max() > 0.3, i
-    core = ndimage.binary_erosion(truth, iterations=6)
-    assert slope_deg(dem, 0.25)[core].std() < 0.75 * slope_deg(baseline.dem, 0.25)[core].std()
 
 
 def test_zero_landslides_gives_empty_labels_and_truth(tmp_path):
@@ -198,7 +115,7 @@ def test_fills_an_existing_empty_out_dir(tmp_path):
 
 def test_a_failure_midway_leaves_nothing_behind(tmp_path, monkeypatch):
     written = []
-    real_write_image = synthetic._write_image
+    real_write_image = survey_module._write_image
 
     def write_image(path, *args):
         real_write_image(path, *args)
@@ -207,8 +124,8 @@ def test_a_failure_midway_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken_write_dem(*_args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(synthetic, "_write_image", write_image)
-    monkeypatch.setattr(synthetic, "_write_dem", broken_write_dem)
+    monkeypatch.setattr(survey_module, "_write_image", write_image)
+    monkeypatch.setattr(survey_module, "_write_dem", broken_write_dem)
     with pytest.raises(OSError, match="disk full"):
         generate_survey(tmp_path / "raw" / "survey", SMALL)
     assert written, "the failure should strike after a file was written"

@@ -11,13 +11,19 @@ Areas are computed in the current map's CRS, which must be projected (metres).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
+
+from landslide_pipeline.layout import CHANGES_POLYGONS, CHANGES_SUMMARY, CHANGES_TABLE, MAP_POLYGONS, DataLayout
+from landslide_pipeline.mapping.vectorize import LANDSLIDES_LAYER, write_geopackage
 
 Change = Literal["new", "grown", "stable", "gone"]
 
@@ -123,3 +129,41 @@ def previous_survey(surveys: list[dict], survey_id: str) -> str | None:
                      key=lambda s: (s.get("date") is None, s.get("date") or "", s["survey_id"]))
     position = [s["survey_id"] for s in ordered].index(survey_id)
     return ordered[position - 1]["survey_id"] if position else None
+
+
+def write_site_changes(layout: DataLayout, survey_id: str, survey_ids: Iterable[str], rules: ChangeRules,
+                       out_dir: Path) -> dict[str, Any]:
+    """Compares a survey's map with its site's previous survey's and writes the changes.
+
+    Writes ``changes.gpkg`` (layer ``changes``) and ``changes.parquet`` when there is a previous
+    survey, and ``summary.json`` always (``previous`` is None when there is nothing to compare).
+
+    Args:
+        layout: The data folder (survey metadata and maps are read from it).
+        survey_id: The later survey.
+        survey_ids: Every survey, to find the previous one of the same site among.
+        rules: Growth and alert rules.
+        out_dir: Where to write.
+
+    Returns:
+        The summary.
+
+    Raises:
+        FileNotFoundError: the previous survey has no map yet.
+    """
+    records = [json.loads(p.read_text()) for p in map(layout.survey_metadata, survey_ids) if p.is_file()]
+    previous = previous_survey(records, survey_id) if any(r["survey_id"] == survey_id for r in records) else None
+    current_map = layout.map(survey_id) / MAP_POLYGONS
+    summary: dict[str, Any] = {"previous": None, "alert": False, "alert_area_m2": rules.alert_area_m2,
+                               "note": "no earlier survey of this site, or no map"}
+    if previous is not None and current_map.is_file():
+        previous_map = layout.map(previous) / MAP_POLYGONS
+        if not previous_map.is_file():
+            raise FileNotFoundError(f"{previous_map}: materialize landslide_map for {previous} first")
+        changes = detect_changes(gpd.read_file(previous_map, layer=LANDSLIDES_LAYER),
+                                 gpd.read_file(current_map, layer=LANDSLIDES_LAYER), rules)
+        write_geopackage(changes, out_dir / CHANGES_POLYGONS, layer="changes")
+        changes.to_parquet(out_dir / CHANGES_TABLE, index=False)
+        summary = {"previous": previous, **change_summary(changes, rules), "alert_area_m2": rules.alert_area_m2}
+    (out_dir / CHANGES_SUMMARY).write_text(json.dumps(summary, indent=2))
+    return summary
