@@ -5,7 +5,6 @@ the report to MLflow, and is validated by a blocking pandera check."""
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 from dagster import (
@@ -37,14 +36,14 @@ from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.experiments import Variant, band_variants, run_variant_experiment, size_variants
 from landslide_pipeline.training.loop import pick_device
-from landslide_pipeline.training.profiles import resolve_profile
+from landslide_pipeline.training.profiles import ProfileName, resolve_profile
 
 
 class ExperimentConfig(Config):
     """The training profile of the experiment's models (any field overridable), and for the size
     study the sizes to compare."""
 
-    profile: Literal["cpu", "paper-a", "paper-b"] = Field("cpu", description="Training profile of the models.")
+    profile: ProfileName = Field("cpu", description="Training profile of the models.")
     width: float | None = Field(None, description="Channel multiplier (default: the profile's).")
     epochs: int | None = Field(None, description="Epochs per model (default: the profile's).")
     batch_size: int | None = Field(None, description="Tiles per optimiser step (default: the profile's).")

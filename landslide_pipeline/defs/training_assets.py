@@ -25,7 +25,7 @@ from landslide_pipeline.training.folds import TEST_FOLD
 from landslide_pipeline.training.loop import EpochReport, pick_device
 from landslide_pipeline.training.performance import retain_freed_memory
 from landslide_pipeline.training.preparation import FoldOptions, prepare_training_set
-from landslide_pipeline.training.profiles import TrainingProfile, resolve_profile
+from landslide_pipeline.training.profiles import ProfileName, TrainingProfile, resolve_profile
 
 #: The asset-name prefix of each label source's chain.
 ASSET_PREFIX = {LabelSource.MANUAL: "", LabelSource.OBIA: "obia_"}
@@ -51,12 +51,14 @@ class TrainingSetConfig(Config):
 class ModelTrainingConfig(Config):
     """A named profile (``cpu``, ``paper-a``, ``paper-b``), any field of which can be overridden."""
 
-    profile: Literal["cpu", "paper-a", "paper-b"] = Field(
+    profile: ProfileName = Field(
         "cpu", description="cpu: chosen by measurement for 2 cores; paper-a, paper-b: the studies' settings.")
     width: float | None = Field(None, description="Channel multiplier of the architecture (1.0: as published).")
     epochs: int | None = Field(None, description="Epochs; the best validation epoch is kept.")
     batch_size: int | None = Field(None, description="Tiles per optimiser step.")
     learning_rate: float | None = Field(None, description="Peak learning rate.")
+    # Dagster config cannot express an optional Literal: these overrides are plain strings that
+    # resolve_profile checks against the domain's Literal types (an unknown value fails the run).
     optimizer: str | None = Field(None, description="adam or adamw.")
     weight_decay: float | None = Field(None, description="Weight decay (decoupled with adamw).")
     schedule: str | None = Field(

@@ -19,7 +19,7 @@ Study A gives the learning rate only as a power of ten (lost in OCR); 1e-4 is th
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 from landslide_pipeline.training.augment import AugmentationSpec
 from landslide_pipeline.training.loop import TrainingConfig
@@ -36,6 +36,9 @@ class TrainingProfile:
     width: float
     training: TrainingConfig
 
+
+#: The named training profiles.
+ProfileName = Literal["cpu", "paper-a", "paper-b"]
 
 PROFILES: dict[str, TrainingProfile] = {
     "cpu": TrainingProfile(0.25, TrainingConfig(
