@@ -13,7 +13,10 @@ optional DEM, with the survey's band selection and nodata override (``SceneFiles
 - **DEM on the image grid**: elevation resampled (bilinear) onto any window with a margin, and
   terrain bands computed from it (``geo.terrain``);
 - **one GDAL block cache** (``GDAL_CACHE_MB``): windows are read once, so the cache only serves
-  mosaics and DEMs.
+  mosaics and DEMs;
+- **band names and dtype scaling**: ``band_names`` from descriptions and colour interpretation,
+  and ``dtype_range``, the value of full brightness (an integer dtype's maximum, 1.0 for floats),
+  by which model inputs and object-oriented labelling both scale the image.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from landslide_pipeline.geo.terrain import dem_on_grid, pixel_size_m, terrain_ba
 
 #: GDAL's block cache (MB) while a scene is open.
 GDAL_CACHE_MB = 128
+_COLOURS = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
+_KNOWN_BANDS = ("red", "green", "blue", "nir")
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,11 @@ class SceneReader:
         self.indexes = list(self.bands) + ([self.validity.alpha] if self.validity.alpha else [])
         self.has_dem = self.dem is not None
 
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """The image bands' names (``band_names``)."""
+        return band_names(list(self.descriptions), list(self.colorinterp))
+
     def read_raw(self, window: Window, out: np.ndarray | None = None) -> np.ndarray:
         """``indexes`` over ``window``: (len(indexes), h, w), into ``out`` when given.
 
@@ -176,3 +186,28 @@ def _validity(image: rasterio.DatasetReader, bands: tuple[int, ...], alpha: int 
     flags = image.mask_flag_enums[0]
     per_dataset = MaskFlags.per_dataset in flags and MaskFlags.alpha not in flags
     return Validity(nodata=nodata, alpha=use_alpha, dataset_mask=nodata is None and use_alpha is None and per_dataset)
+
+
+def dtype_range(dtype: np.dtype | str) -> float:
+    """The pixel value of full brightness: an integer dtype's maximum; floats are taken as 0..1."""
+    dtype = np.dtype(dtype)
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def band_names(descriptions: list[str | None], colours: list[ColorInterp | None]) -> tuple[str, ...]:
+    """Band names: a known description (red, green, blue, nir), else the colour interpretation,
+    else RGB by position for three bands, else ``band_<i>``."""
+    names = []
+    for i, (text, colour) in enumerate(zip(descriptions, colours)):
+        text = (text or "").strip().lower()
+        if text in _KNOWN_BANDS:
+            names.append(text)
+        elif colour in _COLOURS:
+            names.append(_COLOURS[colour])
+        elif len(descriptions) == 3:
+            names.append(("red", "green", "blue")[i])
+        else:
+            names.append(f"band_{i + 1}")
+    if len(set(names)) != len(names):
+        return tuple(f"band_{i + 1}" for i in range(len(names)))
+    return tuple(names)

@@ -15,14 +15,10 @@ from typing import Protocol
 import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
-from landslide_pipeline.geo.scene import SceneFiles, SceneReader
+from landslide_pipeline.geo.scene import SceneFiles, SceneReader, band_names, dtype_range
 from landslide_pipeline.geo.terrain import slope_degrees
-
-_COLOURS = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
-_KNOWN_BANDS = ("red", "green", "blue", "nir")
 
 
 @dataclass(frozen=True)
@@ -63,9 +59,7 @@ class SceneSource(Protocol):
 
 def scale_to_byte(pixels: np.ndarray) -> np.ndarray:
     """Image values on a 0..255 scale: integers by their dtype's range, floats taken as 0..1."""
-    if np.issubdtype(pixels.dtype, np.integer):
-        return pixels.astype(np.float32) * np.float32(255.0 / np.iinfo(pixels.dtype).max)
-    return pixels.astype(np.float32) * np.float32(255.0)
+    return pixels.astype(np.float32) * np.float32(255.0 / dtype_range(pixels.dtype))
 
 
 def _window_pixels(image: np.ndarray, valid: np.ndarray, elevation: np.ndarray | None,
@@ -113,7 +107,7 @@ class RasterSource:
     def __enter__(self) -> RasterSource:
         reader = self._reader.__enter__()
         self.height, self.width, self.transform, self.crs = reader.height, reader.width, reader.transform, reader.crs
-        self.bands = band_names(list(reader.descriptions), list(reader.colorinterp))
+        self.bands = reader.band_names
         self.has_dem = reader.has_dem
         return self
 
@@ -158,22 +152,3 @@ class ArraySource:
         r1, c1 = min(row + height + 1, self.height), min(col + width + 1, self.width)
         padded[r0 - row + 1:r1 - row + 1, c0 - col + 1:c1 - col + 1] = self._dem[r0:r1, c0:c1]
         return _window_pixels(image, valid, *_slope_with_margin(padded, self.pixel_size_m()))
-
-
-def band_names(descriptions: list[str | None], colours: list[ColorInterp | None]) -> tuple[str, ...]:
-    """Band names: a known description (red, green, blue, nir), else the colour interpretation,
-    else RGB by position for three bands, else ``band_<i>``."""
-    names = []
-    for i, (text, colour) in enumerate(zip(descriptions, colours)):
-        text = (text or "").strip().lower()
-        if text in _KNOWN_BANDS:
-            names.append(text)
-        elif colour in _COLOURS:
-            names.append(_COLOURS[colour])
-        elif len(descriptions) == 3:
-            names.append(("red", "green", "blue")[i])
-        else:
-            names.append(f"band_{i + 1}")
-    if len(set(names)) != len(names):
-        return tuple(f"band_{i + 1}" for i in range(len(names)))
-    return tuple(names)

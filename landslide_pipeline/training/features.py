@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from landslide_pipeline.geo.scene import dtype_range
+
 SLOPE_SCALE_DEG = 90.0
 #: Band names that hold terrain, not image, values: never colour-jittered.
 TERRAIN_BANDS = frozenset({"slope", "elevation", "hillshade", "relief"})
@@ -36,10 +38,8 @@ def input_scaling(dtype: np.dtype) -> str:
 
 
 def scale_image(image: np.ndarray) -> np.ndarray:
-    """Scales image bands to float32 [0, 1] according to their dtype."""
-    if np.issubdtype(image.dtype, np.integer):
-        return image.astype(np.float32) / float(np.iinfo(image.dtype).max)
-    return image.astype(np.float32)
+    """Scales image bands to float32 [0, 1] by their dtype's range (``geo.scene.dtype_range``)."""
+    return image.astype(np.float32) / dtype_range(image.dtype)
 
 
 def tile_features(image: np.ndarray, terrain: np.ndarray | None, invalid: np.ndarray | None = None) -> np.ndarray:
