@@ -12,6 +12,11 @@ folder, ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/<run i
 (``model_store``). It prints the metrics table (at the model's calibrated threshold and at the
 arg-max) and, as its last line, JSON with the keys model, n_tiles, precision, recall, f1, iou,
 kappa and threshold. Exit status 0 on success, 2 on bad input (with the reason on stderr).
+
+``landslide reregister`` logs every saved model of the data folder into the MLflow tracking store
+as a new run and points its ``model.json`` at that run: the way back after the store was lost or
+reset (a pipeline run then stops at its start with "tracking store reset or lost"). Materialize
+``evaluation_table`` and ``champion_model`` again afterwards: the evaluation table names the old runs.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.layout import DataLayout, LabelSource
 from landslide_pipeline.metrics import segmentation_metrics
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
-from landslide_pipeline.model_store import ModelNotFoundError, resolve_model
+from landslide_pipeline.model_store import ModelNotFoundError, reregister_models, resolve_model
 from landslide_pipeline.settings import StorageSettings
 from landslide_pipeline.training.checkpoint import ModelInputError, load_model
 from landslide_pipeline.training.dataset import labelled_surveys, load_tile
@@ -149,7 +154,32 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--batch-size", type=int, default=8)
     command.add_argument("--quiet", action="store_true", help="no progress bar")
     command.set_defaults(run=evaluate)
+    command = commands.add_parser("reregister", help="log the models on disk into a fresh tracking store",
+                                  description=__doc__.split("\n\n")[3])
+    storage = StorageSettings.from_env()
+    command.add_argument("--data", default=storage.data_dir, help="the pipeline's data folder (default: $LANDSLIDE_DATA, "
+                                                                  f"else {StorageSettings.data_dir})")
+    command.add_argument("--tracking-uri", default=storage.tracking_uri,
+                         help=f"MLflow store (default: $MLFLOW_TRACKING_URI, else {StorageSettings.tracking_uri})")
+    command.set_defaults(run=reregister)
     return root
+
+
+def reregister(args: argparse.Namespace) -> int:
+    """`landslide reregister`: a new run for every saved model, and model.json pointed at it."""
+    from landslide_pipeline.defs.resources import MlflowTracking  # imports Dagster: only for this command
+
+    layout = DataLayout(Path(args.data).resolve())
+    if not layout.models.is_dir():
+        raise FileNotFoundError(f"{layout.models}: no saved model to re-register")
+    tracking = MlflowTracking(tracking_uri=args.tracking_uri, artifact_root=StorageSettings.from_env().artifact_root,
+                              data_root=str(layout.root))
+    runs = reregister_models(layout.models, tracking.experiment_id())
+    for folder, run_id in runs.items():
+        print(f"{folder.relative_to(layout.root)}: run {run_id}")
+    print(f"re-registered {len(runs)} models into {args.tracking_uri}; materialize evaluation_table and "
+          "champion_model again (they name the old runs)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

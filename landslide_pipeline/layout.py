@@ -156,6 +156,11 @@ class DataLayout:
         """The fold table of a label source's training set."""
         return self.training_set(source) / TRAINING_FOLDS
 
+    @property
+    def models(self) -> Path:
+        """Every saved model: ``models/<source>/<architecture>/{fold_<k>,ensemble}/``."""
+        return self.root / "models"
+
     def model(self, source: str, architecture: str, fold: int) -> Path:
         """One fold model trained on ``source`` labels."""
         return self.root / "models" / source / architecture / f"fold_{fold}"

@@ -11,15 +11,23 @@ to a local folder that ``training.checkpoint.load_model`` rebuilds exactly:
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import torch
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
 
 from landslide_pipeline.layout import MODEL_DESCRIPTION
+from landslide_pipeline.nn.segmenter import Segmenter
 from landslide_pipeline.settings import StorageSettings
+from landslide_pipeline.storage import atomic_file
+from landslide_pipeline.training.checkpoint import ModelSpec, load_model, read_spec
 
 #: The MLflow store of a project checkout, relative to its root (``make mlflow-ui`` opens it).
 DEFAULT_TRACKING_URI = StorageSettings.tracking_uri
@@ -97,3 +105,132 @@ def _registered_version(client: mlflow.MlflowClient, reference: str) -> ModelVer
         return client.get_model_version(name, number)
     except mlflow.exceptions.MlflowException as err:
         raise ModelNotFoundError(f"{reference}: not in the model registry ({err.message})") from err
+
+
+class TrackingStoreLostError(RuntimeError):
+    """The MLflow store lacks runs that the models on disk were logged in: it was reset or lost."""
+
+
+def runs_named_on_disk(models_dir: Path) -> dict[str, Path]:
+    """MLflow run id -> the saved model folder that names it (its own run and its members' runs)."""
+    runs: dict[str, Path] = {}
+    for description in sorted(Path(models_dir).glob(f"*/*/*/{MODEL_DESCRIPTION}")):
+        data = json.loads(description.read_text())
+        for run_id in [data.get("mlflow_run_id"), *(m.get("mlflow_run_id") for m in data.get("members", []))]:
+            if run_id:
+                runs.setdefault(run_id, description.parent)
+    return runs
+
+
+def check_tracking_store(models_dir: Path, tracking_uri: str) -> int:
+    """Checks that the tracking store holds every run the models on disk were logged in.
+
+    An MLflow SQLite store that was deleted comes back empty without a word; what the pipeline
+    then does with it (register a champion, map with ``@champion``) fails far from the cause, or
+    quietly starts a history without the models it already has.
+
+    Returns:
+        The number of runs checked.
+
+    Raises:
+        TrackingStoreLostError: a run is missing: restore the store, or re-register the models on
+            disk (``landslide reregister``).
+    """
+    runs = runs_named_on_disk(models_dir)
+    if not runs:
+        return 0
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    client = mlflow.MlflowClient()
+    missing = [run_id for run_id in runs if not _run_exists(client, run_id)]
+    if missing:
+        raise TrackingStoreLostError(
+            f"tracking store reset or lost: {len(missing)} of the {len(runs)} MLflow runs that the models in "
+            f"{models_dir} were logged in are not in {tracking_uri} (e.g. run {missing[0]} of {runs[missing[0]]}); "
+            "restore the store (its database and artifacts), or re-register the models on disk into it with "
+            "`landslide reregister`")
+    return len(runs)
+
+
+def _run_exists(client: mlflow.MlflowClient, run_id: str) -> bool:
+    try:
+        client.get_run(run_id)
+    except mlflow.exceptions.MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+    return True
+
+
+def model_metadata(spec: ModelSpec) -> dict:
+    """What a user of the MLflow model must know: its input contract, output and decision rule."""
+    return {
+        "input": f"float32 (N, {spec.in_channels}, H, W), H and W multiples of 32: bands "
+                 f"{', '.join(spec.bands)}; image bands scaled by their dtype's range ({spec.image_scaling} imagery), "
+                 "NaN where there is no data (training.features.tile_features); the model normalises each band",
+        "output": "float32 (N, 2, H, W) class probabilities (background, landslide)",
+        "threshold": spec.threshold, "decision": f"landslide where probability > {spec.threshold}",
+        "bands": list(spec.bands), "image_scaling": spec.image_scaling, "kind": spec.kind,
+        "members": [{"architecture": m.architecture, "fold": m.fold, "width": m.width, "mean": list(m.mean),
+                     "std": list(m.std)} for m in spec.members],
+        "flips": spec.flips,
+    }
+
+
+def log_model(model: Segmenter, spec: ModelSpec, example: np.ndarray, model_dir: Path) -> str:
+    """Logs a model into the active MLflow run; returns its URI.
+
+    The model (normalisation, member networks, flips: one module) goes in torch.export format, with
+    a signature whose batch, height and width are free (so the registered model maps any scene
+    window whose sides are multiples of 32), an input example and the input contract as model
+    metadata; the state dict and its JSON description go beside it under ``weights/`` so the exact
+    model can also be rebuilt from the registry by name.
+    """
+    model = model.cpu().eval()
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, spec.in_channels, -1, -1), "+".join(spec.bands))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, spec.num_classes, -1, -1), "class_probability")]),
+    )
+    # Explicit requirements: inferring them costs seconds per model and trips on "+cpu" builds.
+    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
+    # A batch of at least 2 keeps the exported batch dimension dynamic (1 is specialised); NaN
+    # (no data) is replaced so the example shows a plain input.
+    example = np.nan_to_num(np.concatenate([example, example])[: max(2, len(example))], nan=0.0)
+    info = mlflow.pytorch.log_model(model, name="model", input_example=example, signature=signature,
+                                    pip_requirements=requirements, metadata=model_metadata(spec))
+    mlflow.log_artifacts(str(model_dir), artifact_path=WEIGHTS_ARTIFACTS)
+    return info.model_uri
+
+
+def reregister_models(models_dir: Path, experiment_id: str) -> dict[Path, str]:
+    """Logs every saved model under ``models_dir`` into a new run of ``experiment_id`` (in the
+    current tracking store) and points its ``model.json`` at that run.
+
+    For a store that was lost: fold models go first, so an ensemble's members are pointed at their
+    new runs too. Each ``model.json`` is rewritten atomically. Runs are tagged
+    ``landslide.reregistered``; the evaluation table still names the old runs, so materialize
+    ``evaluation_table`` (then ``champion_model``) again afterwards.
+
+    Returns:
+        Model folder -> its new run id.
+    """
+    folders = sorted(p.parent for p in Path(models_dir).glob(f"*/*/*/{MODEL_DESCRIPTION}"))
+    folders.sort(key=lambda folder: folder.name == "ensemble")  # fold models first
+    renamed: dict[str, str] = {}  # old run id -> new run id
+    new_runs: dict[Path, str] = {}
+    for folder in folders:
+        spec = read_spec(folder)
+        tags = {"architecture": spec.architecture, "fold": str(spec.fold), "label_source": spec.label_source,
+                "landslide.reregistered": "true"}
+        name = f"{folder.parent.name}-{folder.name}-{spec.label_source} (re-registered)"
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
+            new_id = run.info.run_id
+            if spec.kind == "single":
+                renamed.update({spec.mlflow_run_id: new_id, spec.members[0].mlflow_run_id: new_id})
+            members = [replace(m, mlflow_run_id=renamed.get(m.mlflow_run_id, m.mlflow_run_id)) for m in spec.members]
+            spec = replace(spec, members=members, mlflow_run_id=new_id)
+            with atomic_file(folder / MODEL_DESCRIPTION) as staging:
+                staging.write_text(json.dumps(spec.to_dict(), indent=2))
+            model, _ = load_model(folder)
+            log_model(model, spec, np.zeros((2, spec.in_channels, 64, 64), dtype=np.float32), folder)
+        new_runs[folder] = new_id
+    return new_runs

@@ -14,14 +14,15 @@ Environment variables:
     LANDSLIDE_DATA: the data folder (default ``data``).
     MLFLOW_TRACKING_URI: MLflow's runs and registry (default ``sqlite:///mlruns/mlflow.db``).
     LANDSLIDE_ARTIFACT_ROOT: where new MLflow experiments keep model files (default ``mlruns/artifacts``).
+    LANDSLIDE_DATA_ROOTS: folders, separated by ``os.pathsep``, that ``survey.toml`` ``source`` paths
+        must lie in (default: unset, anywhere).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-from landslide_pipeline.nn import available_architectures
+from pathlib import Path
 
 #: The environment variables read here: name -> (default, meaning).
 ENVIRONMENT: dict[str, tuple[str, str]] = {
@@ -31,6 +32,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "LANDSLIDE_DATA": ("data", "the data folder: raw surveys and every output (relative: to the working directory)"),
     "MLFLOW_TRACKING_URI": ("sqlite:///mlruns/mlflow.db", "MLflow's store of runs and registered models"),
     "LANDSLIDE_ARTIFACT_ROOT": ("mlruns/artifacts", "where a new MLflow experiment keeps its model files"),
+    "LANDSLIDE_DATA_ROOTS": ("", "folders (separated by ':') that survey.toml `source` paths must lie in; "
+                                 "empty: anywhere (a workstation), set it for a shared drop folder"),
 }
 
 
@@ -46,6 +49,9 @@ class PipelineSettings:
     n_folds: int = 5
 
     def __post_init__(self) -> None:
+        # Imported here: reading settings (e.g. storage paths) must not load torch.
+        from landslide_pipeline.nn import available_architectures
+
         unknown = sorted(set(self.architectures) - set(available_architectures()))
         if unknown or not self.architectures:
             raise ValueError(
@@ -90,3 +96,9 @@ class StorageSettings:
 
 #: The defaults: ``data/`` and ``mlruns/`` of the working directory.
 DEFAULT_STORAGE = StorageSettings()
+
+
+def allowed_data_roots() -> tuple[Path, ...] | None:
+    """The folders ``survey.toml`` paths must lie in (LANDSLIDE_DATA_ROOTS), or None: anywhere."""
+    roots = [r for r in _env("LANDSLIDE_DATA_ROOTS").split(os.pathsep) if r.strip()]
+    return tuple(Path(r).expanduser().resolve() for r in roots) or None

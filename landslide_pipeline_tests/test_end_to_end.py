@@ -242,3 +242,30 @@ def test_landslide_evaluate_scores_the_registered_champion_on_the_survey(chain, 
     samples = TrainingSet.load(chain["layout"].training_set("manual"))
     assert result["n_tiles"] == len(samples.tiles)  # every labelled tile of the survey
     assert result["f1"] > 0.5 and "ensemble" in out
+
+
+def test_a_lost_tracking_store_stops_runs_until_the_models_are_re_registered(chain, tmp_path, capsys):
+    import shutil
+
+    from landslide_pipeline.cli import main
+    from landslide_pipeline.defs.jobs import EVALUATE
+    from landslide_pipeline.model_store import check_tracking_store
+
+    project = tmp_path / "project"
+    shutil.copytree(chain["layout"].root.parent, project)
+    (project / "mlruns" / "mlflow.db").unlink()  # the store is lost; the models on disk remain
+    tracking_uri = f"sqlite:///{project}/mlruns/mlflow.db"
+    storage = StorageSettings(str(project / "data"), tracking_uri, str(project / "mlruns" / "artifacts"))
+    defs = build_definitions(chain["settings"], storage)
+    job = defs.resolve_job_def(EVALUATE)
+    lost = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not lost.success
+    failure = next(e for e in lost.all_events if e.is_failure)
+    assert "tracking store reset or lost" in str(failure.event_specific_data.error)
+    assert main(["reregister", "--data", str(project / "data"), "--tracking-uri", tracking_uri]) == 0
+    assert "re-registered" in capsys.readouterr().out
+    assert check_tracking_store(DataLayout(project / "data").models, tracking_uri) > 0
+    recovered = job.execute_in_process(instance=DagsterInstance.ephemeral())
+    assert recovered.success
+    client = mlflow.MlflowClient(tracking_uri)
+    assert client.get_model_version_by_alias("landslide-segmenter", "champion").run_id

@@ -59,8 +59,12 @@ class DatasetSummary:
 def find_pairs(root: Path, adapter: DatasetAdapter) -> list[TilePair]:
     """Lists the data set's tiles in natural order (image_2 before image_10).
 
+    Masks without an image are refused like images without a mask: either means the image and
+    mask patterns do not pair the files as the data set intends (or a file is missing).
+
     Raises:
-        SurveyInputError: no image matches, an image has no mask, or two keys map to one tile id.
+        SurveyInputError: no image matches, an image has no mask, a mask has no image, or two
+            keys map to one tile id.
     """
     images = _match(root, adapter.image.pattern)
     if not images:
@@ -74,6 +78,10 @@ def find_pairs(root: Path, adapter: DatasetAdapter) -> list[TilePair]:
         if missing:
             expected = adapter.mask.pattern.replace("*", missing[0])
             raise SurveyInputError(images[missing[0]], f"no mask for {len(missing)} image(s); expected {expected}")
+        orphans = sorted((key for key in masks if key not in images), key=natural_key)
+        if orphans:
+            expected = adapter.image.pattern.replace("*", orphans[0])
+            raise SurveyInputError(masks[orphans[0]], f"no image for {len(orphans)} mask(s); expected {expected}")
     ids: dict[str, str] = {}
     for key in images:
         clash = ids.setdefault(source_id(key), key)

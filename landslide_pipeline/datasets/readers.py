@@ -2,6 +2,11 @@
 
 Images come back as (bands, height, width) arrays in their own dtype, masks as uint8 {0, 1}
 decoded according to the adapter's encoding. Every problem is a SurveyInputError naming the file.
+
+A tile is read whole, so its header is checked first: a tile of more than ``MAX_TILE_ELEMENTS``
+values (a small file can declare any size) is refused before anything is allocated. HDF5
+datasets must hold their own data: external links, virtual datasets and external raw storage,
+which read other files, are refused.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import rasterio
 
 from landslide_pipeline.datasets.adapter import ImageFiles, MaskFiles
 from landslide_pipeline.geo.errors import SurveyInputError
@@ -18,6 +24,8 @@ from landslide_pipeline.geo.labelme import labelme_mask, read_labelme
 from landslide_pipeline.geo.rasters import alpha_band, check_dtype, open_raster, select_bands
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
+#: The most values (height x width x bands) one data set tile may hold: 400 MB of float32.
+MAX_TILE_ELEMENTS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ def image_info(path: Path, files: ImageFiles) -> ImageInfo:
         bands = select_bands(path, count, files.bands, None)
     else:
         with open_raster(path) as src:
+            _check_raster_size(path, src)
             height, width, dtype = src.height, src.width, src.dtypes[0]
             bands = select_bands(path, src.count, files.bands, alpha_band(src))
     check_dtype(path, dtype)
@@ -61,11 +70,12 @@ def read_image(path: Path, files: ImageFiles) -> tuple[np.ndarray, np.ndarray | 
     if is_hdf5(path):
         with _open_hdf5(path) as handle:
             dataset = _hdf5_dataset(path, handle, files.hdf5_key)
+            check_dtype(path, str(dataset.dtype))
             pixels = _to_bands(path, dataset[()], files.axes)
         bands = select_bands(path, pixels.shape[0], files.bands, None)
-        check_dtype(path, str(pixels.dtype))
         return pixels[[b - 1 for b in bands]], None
     with open_raster(path) as src:
+        _check_raster_size(path, src)
         check_dtype(path, src.dtypes[0])
         alpha = alpha_band(src)
         bands = select_bands(path, src.count, files.bands, alpha)
@@ -128,6 +138,7 @@ def _read_mask_values(path: Path, mask: MaskFiles) -> np.ndarray:
             values = _to_bands(path, _hdf5_dataset(path, handle, mask.hdf5_key)[()], mask.axes)
     else:
         with open_raster(path) as src:
+            _check_raster_size(path, src)
             select_bands(path, src.count, bands, None)
             return src.read(list(bands))
     select_bands(path, values.shape[0], bands, None)
@@ -148,7 +159,10 @@ def _open_hdf5(path: Path) -> h5py.File:
 
 
 def _hdf5_dataset(path: Path, handle: h5py.File, key: str | None) -> h5py.Dataset:
-    names = [name for name, item in handle.items() if isinstance(item, h5py.Dataset)]
+    """The dataset ``key`` (the only one when None), checked to be in the file and of a readable size."""
+    # getlink: listing must not follow external links into other files.
+    names = [name for name in handle if not isinstance(handle.get(name, getlink=True), h5py.ExternalLink)
+             and isinstance(handle.get(name), h5py.Dataset)]
     if key is None:
         if len(names) != 1:
             raise SurveyInputError(path, f"holds datasets {names}; set hdf5_key in the adapter")
@@ -156,7 +170,28 @@ def _hdf5_dataset(path: Path, handle: h5py.File, key: str | None) -> h5py.Datase
     item = handle.get(key)
     if not isinstance(item, h5py.Dataset):
         raise SurveyInputError(path, f"has no HDF5 dataset {key!r}; it holds {names}")
+    _check_hdf5_dataset(path, key, handle, item)
     return item
+
+
+def _check_hdf5_dataset(path: Path, key: str, handle: h5py.File, dataset: h5py.Dataset) -> None:
+    """Refuses a dataset whose data lie in other files, or that is too large to read whole."""
+    if dataset.file.filename != handle.filename or dataset.is_virtual or dataset.external:
+        raise SurveyInputError(path, f"HDF5 dataset {key!r} reads its data from other files (external link, "
+                                     "virtual dataset or external storage); copy the data into the file")
+    if dataset.size > MAX_TILE_ELEMENTS:
+        raise SurveyInputError(path, f"HDF5 dataset {key!r} of shape {dataset.shape} holds {dataset.size:,} values, "
+                                     f"above the cap of {MAX_TILE_ELEMENTS:,} per tile (readers.MAX_TILE_ELEMENTS); "
+                                     "cut it into smaller tiles")
+
+
+def _check_raster_size(path: Path, src: rasterio.DatasetReader) -> None:
+    """Refuses a raster tile too large to read whole."""
+    values = src.height * src.width * src.count
+    if values > MAX_TILE_ELEMENTS:
+        raise SurveyInputError(path, f"{src.width:,} x {src.height:,} px x {src.count} band(s) tile holds {values:,} "
+                                     f"values, above the cap of {MAX_TILE_ELEMENTS:,} per tile "
+                                     "(readers.MAX_TILE_ELEMENTS); cut it into smaller tiles")
 
 
 def _hdf5_shape(path: Path, shape: tuple[int, ...], axes: str) -> tuple[int, int, int]:

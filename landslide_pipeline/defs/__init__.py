@@ -41,6 +41,7 @@ def build_definitions(settings: PipelineSettings, storage: StorageSettings = DEF
         sensors=[new_survey_sensor, survey_automation],
         resources={
             "data_store": DataStore(root=storage.data_dir),
-            "mlflow_tracking": MlflowTracking(tracking_uri=storage.tracking_uri, artifact_root=storage.artifact_root),
+            "mlflow_tracking": MlflowTracking(tracking_uri=storage.tracking_uri, artifact_root=storage.artifact_root,
+                                             data_root=storage.data_dir),
         },
     )

@@ -1,7 +1,7 @@
 """Hands-free operation: a sensor for arriving surveys, and declarative automation downstream.
 
 - ``new_survey_sensor`` (running by default) watches ``data/raw/``. For every folder with a
-  ``READY`` marker (see ``geo/arrivals.py``) that is new, or whose marker was touched since, it
+  ``READY`` marker (see ``surveys/arrivals.py``) that is new, or whose marker was touched since, it
   adds the survey as a dynamic partition and requests ``ingest_survey`` (``raw_survey``) for it.
 - Survey-partitioned assets downstream carry ``AutomationCondition.eager()``; the automation
   sensor ``survey_automation`` (running by default) materializes exactly the partitions whose
@@ -26,7 +26,7 @@ from dagster import (
 
 from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS, survey_partitions
 from landslide_pipeline.defs.resources import DataStore
-from landslide_pipeline.geo.arrivals import ready_surveys, surveys_to_run
+from landslide_pipeline.surveys.arrivals import find_arrivals, surveys_to_run
 
 INGEST_SURVEY = "ingest_survey"
 
@@ -38,16 +38,21 @@ ingest_survey = define_asset_job(INGEST_SURVEY, AssetSelection.assets("raw_surve
         description="Adds each survey folder of data/raw that has a READY marker as a partition and ingests it; "
                     "touching READY again re-ingests it.")
 def new_survey_sensor(context: SensorEvaluationContext, data_store: DataStore) -> SensorResult:
-    """Adds a survey partition and requests its ingestion for each new or changed folder with a READY marker."""
-    seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
-    ready = ready_surveys(data_store.layout.raw)
-    due = surveys_to_run(ready, seen)
+    """Adds a survey partition and requests its ingestion for each new or changed folder with a
+    READY marker; logs each marked folder it skips (an invalid id, a link out of data/raw) once."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    seen: dict[str, int] = cursor.get("seen", {}) if "seen" in cursor else cursor  # older cursors: seen only
+    arrivals = find_arrivals(data_store.layout.raw)
+    for name in sorted(set(arrivals.skipped) - set(cursor.get("skipped", []))):
+        context.log.warning(f"skipping {data_store.layout.raw / name}: {arrivals.skipped[name]}")
+    due = surveys_to_run(arrivals.ready, seen)
     known = set(context.instance.get_dynamic_partitions(SURVEY_PARTITIONS))
     new = [survey_id for survey_id in due if survey_id not in known]
     return SensorResult(
-        run_requests=[RunRequest(run_key=f"{survey_id}:{ready[survey_id]}", partition_key=survey_id) for survey_id in due],
+        run_requests=[RunRequest(run_key=f"{s}:{arrivals.ready[s]}", partition_key=s) for s in due],
         dynamic_partitions_requests=[survey_partitions.build_add_request(new)] if new else [],
-        cursor=json.dumps({**seen, **{survey_id: ready[survey_id] for survey_id in due}}),
+        cursor=json.dumps({"seen": {**seen, **{s: arrivals.ready[s] for s in due}},
+                           "skipped": sorted(arrivals.skipped)}),
     )
 
 

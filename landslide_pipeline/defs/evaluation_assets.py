@@ -22,8 +22,9 @@ from pydantic import Field
 
 from landslide_pipeline.defs.checks import schema_failures
 from landslide_pipeline.defs.publish import publish_report
-from landslide_pipeline.defs.resources import DataStore, MlflowTracking, model_metadata
+from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.layout import LabelSource, csv_twin
+from landslide_pipeline.model_store import model_metadata
 from landslide_pipeline.reports.experiments import ExperimentReport, write_comparison_report
 from landslide_pipeline.reports.markdown import MlflowLinks
 from landslide_pipeline.reports.panels import panel_tiles

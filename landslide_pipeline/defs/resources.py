@@ -7,14 +7,17 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import torch
-from dagster import ConfigurableResource
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
 from landslide_pipeline.layout import DataLayout
-from landslide_pipeline.model_store import DEFAULT_TRACKING_URI, resolve_model, resolve_tracking_uri
+from landslide_pipeline.model_store import (
+    DEFAULT_TRACKING_URI,
+    check_tracking_store,
+    log_model,
+    resolve_model,
+    resolve_tracking_uri,
+)
 from landslide_pipeline.nn.segmenter import Segmenter
 from landslide_pipeline.settings import StorageSettings
 from landslide_pipeline.training.checkpoint import ModelSpec
@@ -22,22 +25,7 @@ from landslide_pipeline.training.loop import EpochReport
 
 CHAMPION_ALIAS = "champion"
 #: Tags that describe one fold's run, not the cross-validation as a whole.
-PER_FOLD_TAGS = frozenset({"dagster.run_id", "dagster.partition", "fold"})
-
-
-def model_metadata(spec: ModelSpec) -> dict:
-    """What a user of the MLflow model must know: its input contract, output and decision rule."""
-    return {
-        "input": f"float32 (N, {spec.in_channels}, H, W), H and W multiples of 32: bands "
-                 f"{', '.join(spec.bands)}; image bands scaled by their dtype's range ({spec.image_scaling} imagery), "
-                 "NaN where there is no data (training.features.tile_features); the model normalises each band",
-        "output": "float32 (N, 2, H, W) class probabilities (background, landslide)",
-        "threshold": spec.threshold, "decision": f"landslide where probability > {spec.threshold}",
-        "bands": list(spec.bands), "image_scaling": spec.image_scaling, "kind": spec.kind,
-        "members": [{"architecture": m.architecture, "fold": m.fold, "width": m.width, "mean": list(m.mean),
-                     "std": list(m.std)} for m in spec.members],
-        "flips": spec.flips,
-    }
+PER_FOLD_TAGS = frozenset({"dagster.run_id", "dagster.partition", "fold", "landslide.checkpoint"})
 
 
 class DataStore(ConfigurableResource):
@@ -62,6 +50,14 @@ class MlflowTracking(ConfigurableResource):
     experiment_name: str = Field(default="landslide-pipeline", description="The MLflow experiment of every run.")
     registered_model_name: str = Field(default="landslide-segmenter",
                                        description="The registered model the champion joins.")
+    data_root: str = Field(default=StorageSettings.data_dir,
+                           description="The data folder, whose saved models must find their runs in the store.")
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Stops a run at its start when the store lost runs that models on disk were logged in."""
+        checked = check_tracking_store(DataLayout(Path(self.data_root).resolve()).models, self.tracking_uri)
+        if context.log is not None and checked:
+            context.log.debug(f"tracking store holds the {checked} runs of the models on disk")
 
     def resolved_tracking_uri(self) -> str:
         return resolve_tracking_uri(self.tracking_uri)
@@ -89,12 +85,34 @@ class MlflowTracking(ConfigurableResource):
         return run.info.run_id
 
     @contextlib.contextmanager
-    def fold_run(self, group: str, parent_name: str, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
-        """A child run of the cross-validation's parent run; closed (FAILED on error) on exit."""
+    def fold_run(self, group: str, parent_name: str, run_name: str, tags: dict[str, str],
+                 resuming: bool = False) -> Iterator[mlflow.ActiveRun]:
+        """A child run of the cross-validation's parent run; closed (FAILED on error) on exit.
+
+        Earlier runs of the same fold and checkpoint (tag ``landslide.checkpoint``) that never
+        finished (their process was killed, so MLflow still says RUNNING) are continued when
+        training resumes from that checkpoint, so one run holds the whole history; otherwise
+        they are marked KILLED.
+        """
         parent = self.parent_run_id(group, parent_name, tags)
-        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags,
-                              parent_run_id=parent, nested=True) as run:
+        unfinished = self._unfinished_runs(parent, tags.get("fold", ""), tags.get("landslide.checkpoint", ""))
+        client = mlflow.MlflowClient()
+        continued = unfinished.pop(0) if resuming and unfinished else None
+        for run_id in unfinished:
+            client.set_terminated(run_id, status="KILLED")
+        with mlflow.start_run(run_id=continued, experiment_id=self.experiment_id(), run_name=run_name,
+                              tags=tags, parent_run_id=parent, nested=True) as run:
             yield run
+
+    def _unfinished_runs(self, parent: str, fold: str, checkpoint_key: str) -> list[str]:
+        """Runs of ``fold`` under ``parent`` for ``checkpoint_key`` still marked RUNNING, newest first."""
+        if not (fold and checkpoint_key):
+            return []
+        runs = mlflow.search_runs([self.experiment_id()], output_format="list", order_by=["attributes.start_time DESC"],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent}' and tags.fold = '{fold}' and "
+                                                f"tags.`landslide.checkpoint` = '{checkpoint_key}' and "
+                                                "attributes.status = 'RUNNING'")
+        return [r.info.run_id for r in runs]
 
     @contextlib.contextmanager
     def sibling_run(self, run_id: str, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
@@ -124,26 +142,8 @@ class MlflowTracking(ConfigurableResource):
 
     @staticmethod
     def log_model(model: Segmenter, spec: ModelSpec, example: np.ndarray, model_dir: Path) -> str:
-        """Logs the model (normalisation, member networks, flips: one module) in torch.export format,
-        with a signature whose batch, height and width are free (so the registered model maps any
-        scene window whose sides are multiples of 32), an input example and the input contract as
-        model metadata; the state dict and its JSON description go beside it under ``weights/`` so
-        the exact model can also be rebuilt from the registry by name."""
-        model = model.cpu().eval()
-        metadata = model_metadata(spec)
-        signature = ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, spec.in_channels, -1, -1), "+".join(spec.bands))]),
-            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, spec.num_classes, -1, -1), "class_probability")]),
-        )
-        # Explicit requirements: inferring them costs seconds per model and trips on "+cpu" builds.
-        requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
-        # A batch of at least 2 keeps the exported batch dimension dynamic (1 is specialised); NaN
-        # (no data) is replaced so the example shows a plain input.
-        example = np.nan_to_num(np.concatenate([example, example])[: max(2, len(example))], nan=0.0)
-        info = mlflow.pytorch.log_model(model, name="model", input_example=example, signature=signature,
-                                        pip_requirements=requirements, metadata=metadata)
-        mlflow.log_artifacts(str(model_dir), artifact_path="weights")
-        return info.model_uri
+        """Logs the model into the active run (``model_store.log_model``); returns its URI."""
+        return log_model(model, spec, example, model_dir)
 
     def log_report(self, run_name: str, directory: Path, metrics: dict[str, float], tags: dict[str, str]) -> str:
         """Logs an experiment report (its folder as artifacts, its headline figures as metrics) in a

@@ -21,7 +21,7 @@ from landslide_pipeline.geo.grid import TilingSpec
 from landslide_pipeline.geo.labels import drop_empty_tiles
 from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, TILE_INDEX, LabelSource
 from landslide_pipeline.schemas import TileIndex
-from landslide_pipeline.storage import atomic_directory, atomic_file
+from landslide_pipeline.storage import atomic_directory, atomic_file, remove_atomically
 from landslide_pipeline.surveys import fingerprint, open_survey
 
 
@@ -88,15 +88,18 @@ def manual_labels(context: AssetExecutionContext, config: LabelConfig, data_stor
     """Landslide masks on every tile's grid: a scene's polygons rasterized (pixel centres inside;
     Labelme as Labelme draws), or a tile data set's masks decoded and cut like its images.
 
-    A survey without labels is a survey to map, not to train on: it gets no label masks and the
-    training set leaves it out.
+    A survey without labels is a survey to map, not to train on: it gets no label masks (those of
+    an earlier run, when its labels were removed since, are deleted) and the training set leaves it out.
     """
     layout = data_store.layout
     survey_id = context.partition_key
     survey = open_survey(layout.raw_survey(survey_id))
     if not survey.has_labels:
-        context.log.warning(f"survey {survey_id} has no labels: no manual labels")
-        return MaterializeResult(metadata={"labelled": False})
+        # Labels removed from the survey: its old masks go too, so it also leaves the training set.
+        removed = remove_atomically(layout.labels(LabelSource.MANUAL, survey_id))
+        context.log.warning(f"survey {survey_id} has no labels: no manual labels"
+                            + (" (its earlier label masks were removed)" if removed else ""))
+        return MaterializeResult(metadata={"labelled": False, "removed_earlier_labels": removed})
     index = gpd.read_parquet(layout.tiles(survey_id) / TILE_INDEX)
     with atomic_directory(layout.labels(LabelSource.MANUAL, survey_id)) as staging:
         labelled = survey.label(index, staging)

@@ -139,12 +139,13 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
         checkpoint = layout.checkpoint(source, run.architecture, run.fold, run.checkpoint_key(samples))
         tags = {"dagster.run_id": context.run.run_id, "dagster.asset_key": context.asset_key.to_user_string(),
                 "dagster.partition": str(key), "architecture": run.architecture, "fold": str(run.fold),
-                "label_source": source}
+                "label_source": source, "landslide.checkpoint": run.checkpoint_key(samples)}
         device = pick_device()
         if device.type == "cpu":
             retain_freed_memory()  # +10-58 % images/s: large activations stop being re-faulted each step
         with (mlflow_tracking.fold_run(run.group(samples), f"{run.architecture} {settings.n_folds}-fold CV ({source} "
-                                       f"labels)", f"{run.architecture}-fold{run.fold}-{source}", tags) as mlflow_run,
+                                       f"labels)", f"{run.architecture}-fold{run.fold}-{source}", tags,
+                                       resuming=checkpoint.is_file()) as mlflow_run,
               atomic_directory(layout.model(source, run.architecture, run.fold)) as staging):
             trained, model_uri = train_fold(samples, run, device, mlflow_tracking, mlflow_run.info.run_id, staging,
                                             checkpoint, lambda epoch: context.log.info(_progress(run, epoch)))

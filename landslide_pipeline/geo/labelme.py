@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -22,6 +23,8 @@ from landslide_pipeline.geo.errors import SurveyInputError
 AREA_SHAPES = ("polygon", "rectangle", "circle")
 #: The shape labels that mark a landslide unless a survey or adapter names others.
 DEFAULT_LABEL_NAMES = ("landslide",)
+#: The keys every Labelme file has.
+LABELME_KEYS = ("imageHeight", "imageWidth", "shapes")
 
 
 @dataclass(frozen=True)
@@ -61,27 +64,65 @@ def is_labelme(path: Path) -> bool:
     return isinstance(data, dict) and "shapes" in data and "imageHeight" in data
 
 
+def json_label_format(path: Path) -> str:
+    """Tells a .json label file's format by its content: "geojson" (it has a ``type``) or "labelme".
+
+    A file with any Labelme key counts as Labelme, so that ``read_labelme`` can name the keys it lacks.
+
+    Raises:
+        SurveyInputError: the file is not valid JSON, or is neither GeoJSON nor Labelme.
+    """
+    data = _load_json(path)
+    if isinstance(data, dict) and "type" in data:
+        return "geojson"
+    if isinstance(data, dict) and data.keys() & {*LABELME_KEYS, "imagePath", "imageData"}:
+        return "labelme"
+    raise SurveyInputError(path, "neither Labelme JSON (an object with imageHeight, imageWidth and shapes) nor "
+                                 'GeoJSON (an object with a "type")')
+
+
 def read_labelme(path: Path, names: tuple[str, ...]) -> LabelmeDocument:
     """Reads the shapes whose label is in ``names``.
 
     Raises:
-        SurveyInputError: unreadable JSON, a missing image size, or a landslide shape that is
-            not an area (line, point) or has too few points.
+        SurveyInputError: unreadable or invalid JSON, a missing or non-integer image size, no
+            shapes list, or a landslide shape that is not an area (line, point) or has too few
+            points.
     """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-        height, width = int(data["imageHeight"]), int(data["imageWidth"])
-        raw_shapes = data["shapes"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SurveyInputError(path, f"cannot read Labelme JSON ({err})") from err
-    except (KeyError, TypeError, ValueError) as err:
-        raise SurveyInputError(path, f"not a Labelme file: needs imageHeight, imageWidth and shapes ({err})") from err
+    data = _load_json(path)
+    missing = [key for key in LABELME_KEYS if key not in data] if isinstance(data, dict) else list(LABELME_KEYS)
+    if missing:
+        raise SurveyInputError(path, f"not a Labelme file: missing {', '.join(missing)} (Labelme JSON is an object "
+                                     f"with {', '.join(LABELME_KEYS)})")
+    height, width = _image_size(path, data)
+    raw_shapes = data["shapes"]
+    if not isinstance(raw_shapes, list) or not all(isinstance(s, dict) for s in raw_shapes):
+        raise SurveyInputError(path, f"malformed Labelme file: shapes must be a list of objects, got {raw_shapes!r:.80}")
     try:
         shapes = tuple(_shape(path, i, s) for i, s in enumerate(raw_shapes) if s.get("label") in names)
     except (AttributeError, TypeError) as err:
         raise SurveyInputError(path, f"malformed Labelme shape ({err})") from err
     return LabelmeDocument(path=Path(path), height=height, width=width, shapes=shapes)
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as err:
+        raise SurveyInputError(path, f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise SurveyInputError(path, f"cannot read JSON ({err})") from err
+
+
+def _image_size(path: Path, data: dict) -> tuple[int, int]:
+    try:
+        height, width = int(data["imageHeight"]), int(data["imageWidth"])
+    except (TypeError, ValueError) as err:
+        raise SurveyInputError(path, f"not a Labelme file: imageHeight and imageWidth must be integers ({err})") from err
+    if height <= 0 or width <= 0:
+        raise SurveyInputError(path, f"not a Labelme file: the image size {height}x{width} px is empty")
+    return height, width
 
 
 def _shape(path: Path, index: int, raw: dict) -> LabelmeShape:

@@ -6,11 +6,17 @@ landslide by up to one pixel all around, which at 0.1-0.5 m pixels biases small 
 upwards and inflates recall. Labelme JSON is drawn the way Labelme draws it (see ``geo.labelme``),
 so its masks match the ones Labelme exports. Invalid polygons are repaired with ``make_valid``
 (a self-intersecting ring becomes the areas it encloses); lines and points left over by the
-repair, and empty geometries, are dropped.
+repair, and empty geometries, are dropped. A feature whose coordinates make no geometry at all
+(an unclosed ring, a ring of two points) is refused, naming the feature. A label layer without
+any feature means a survey without landslides: its tiles get all-zero masks (a survey without a
+label file, by contrast, is only mapped, never trained on).
 """
 
 from __future__ import annotations
 
+import sqlite3
+import warnings
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -20,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import rasterio
+import shapely
 from affine import Affine
 from rasterio.features import rasterize
 from shapely import make_valid
@@ -33,6 +40,8 @@ from landslide_pipeline.layout import MASK_FOLDER
 
 SceneLabels: TypeAlias = gpd.GeoDataFrame | LabelmeDocument
 LABEL_FORMATS = ("gpkg", "geojson", "shapefile", "labelme")
+#: GDAL's warning when it reads a ring that does not end where it starts (GEOS then refuses it).
+_UNCLOSED_RING = "Non closed ring detected"
 
 
 @dataclass(frozen=True)
@@ -56,15 +65,33 @@ def read_label_polygons(path: Path, target_crs: str | rasterio.crs.CRS | None,
                         layer: str | None = None) -> gpd.GeoDataFrame:
     """Reads landslide polygons, repairs invalid ones, drops empties, and reprojects them.
 
+    A layer without any feature is a survey without landslides: it gives an empty frame, and
+    so all-zero masks.
+
     Raises:
-        SurveyInputError: unreadable file, no CRS, or no polygon left after the repair.
+        SurveyInputError: unreadable file, a GeoPackage without any layer, a feature whose
+            coordinates do not make a geometry (an unclosed ring, too few points), no CRS,
+            longitude/latitude out of range, or features of which none is a polygon.
     """
+    check_vector_file(path)
     try:
-        polygons = gpd.read_file(path, layer=layer)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", _UNCLOSED_RING, RuntimeWarning)  # the error below says it better
+            polygons = gpd.read_file(path, layer=layer)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as err:
-        raise SurveyInputError(path, f"cannot read vector labels ({err})") from err
+        raise _unreadable(path, err) from err
+    except shapely.errors.GEOSException as err:
+        raise _invalid_feature(path, layer, err) from err
     if polygons.crs is None:
         raise SurveyInputError(path, "labels have no CRS")
+    if not polygons.empty:  # an empty layer is a survey without landslides
+        polygons = _repaired(path, polygons)
+    return polygons.to_crs(target_crs) if target_crs is not None else polygons
+
+
+def _repaired(path: Path, polygons: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Polygons made valid, lines, points and empties dropped; refuses when no polygon is left."""
+    _check_geographic_range(path, polygons)
     found = _describe(polygons.geometry)
     polygons = polygons[~(polygons.geometry.isna() | polygons.geometry.is_empty)].copy()
     invalid = ~polygons.geometry.is_valid
@@ -73,8 +100,94 @@ def read_label_polygons(path: Path, target_crs: str | rasterio.crs.CRS | None,
     polygons["geometry"] = polygons.geometry.apply(_polygonal_part)
     polygons = polygons[~polygons.geometry.is_empty]
     if polygons.empty:
-        raise SurveyInputError(path, f"labels hold no valid polygon (found {found})")
-    return polygons.to_crs(target_crs) if target_crs is not None else polygons
+        raise SurveyInputError(path, f"labels hold no valid polygon (found {found}); a survey without landslides "
+                                     "takes a label layer without any feature")
+    return polygons
+
+
+def vector_info(path: Path, layer: str | None = None) -> dict[str, Any]:
+    """A vector label layer's CRS, feature count and bounds (``pyogrio.read_info``), read from its header.
+
+    Raises:
+        SurveyInputError: the file cannot be read, or is a GeoPackage without any layer.
+    """
+    check_vector_file(path)
+    try:
+        return pyogrio.read_info(path, layer=layer)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as err:
+        raise _unreadable(path, err) from err
+
+
+#: What a label file must start with: a GeoPackage (SQLite), a Shapefile, or GeoJSON text.
+_VECTOR_MAGIC = {b"SQLite format 3\x00": "GeoPackage", b"\x00\x00\x27\x0a": "Shapefile"}
+
+
+def check_vector_file(path: Path) -> None:
+    """Refuses a label file that is no local GeoPackage, Shapefile or GeoJSON, before GDAL opens it.
+
+    GDAL (through pyogrio) would otherwise probe every vector driver it has, among them drivers
+    that fetch URLs or read other files named inside the label file (e.g. a VRT, or a WFS
+    description), so a hostile label file could make the pipeline read elsewhere or call out.
+
+    Raises:
+        SurveyInputError: a remote or virtual path, or content of another kind.
+    """
+    text = str(path)
+    if text.startswith("/vsi") or "://" in text:
+        raise SurveyInputError(path, "label files are read from local paths only (no /vsi or URL)")
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if any(head.startswith(magic) for magic in _VECTOR_MAGIC) or head.lstrip()[:1] == b"{":
+        return
+    found = "XML" if head.lstrip()[:1] == b"<" else "text" if head.isascii() else "binary data"
+    raise SurveyInputError(path, f"not a GeoPackage, Shapefile or GeoJSON file (found {found}); label files are "
+                                 "read with those drivers only")
+
+
+def _unreadable(path: Path, err: Exception) -> SurveyInputError:
+    """The error for a label file GDAL cannot open; a GeoPackage without any layer is named as such."""
+    if _empty_geopackage(Path(path)):
+        return SurveyInputError(path, "the GeoPackage holds no layer. A survey without landslides takes a layer "
+                                      "without any feature (all-zero masks); an unlabelled survey, no label file")
+    return SurveyInputError(path, f"cannot read vector labels ({err})")
+
+
+def _empty_geopackage(path: Path) -> bool:
+    """Whether ``path`` is a GeoPackage without any table: GDAL refuses to open one read-only."""
+    if path.suffix.lower() != ".gpkg" or not path.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT count(*) FROM gpkg_contents").fetchone()[0] == 0
+    except sqlite3.Error:  # not SQLite, or no gpkg_contents table: not an empty GeoPackage
+        return False
+
+
+def _invalid_feature(path: Path, layer: str | None, err: shapely.errors.GEOSException) -> SurveyInputError:
+    """Names the first feature whose coordinates GEOS refuses (GDAL reads an unclosed ring as it is)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _UNCLOSED_RING, RuntimeWarning)
+        _, fids, geometries, _ = pyogrio.raw.read(path, layer=layer, columns=[], return_fids=True)
+    for position, (fid, wkb) in enumerate(zip(fids, geometries)):
+        try:
+            shapely.from_wkb(wkb)
+        except shapely.errors.GEOSException as bad:
+            return SurveyInputError(path, f"feature {position + 1} of {len(geometries)} (FID {fid}) has invalid "
+                                          f"coordinates: {bad}; a ring must have 4 or more points and end where "
+                                          "it starts")
+    return SurveyInputError(path, f"invalid geometry ({err})")
+
+
+def _check_geographic_range(path: Path, polygons: gpd.GeoDataFrame) -> None:
+    """Refuses projected coordinates in a file whose CRS says longitude/latitude."""
+    if not polygons.crs.is_geographic:
+        return
+    west, south, east, north = polygons.total_bounds
+    if west < -180 or east > 360 or south < -90 or north > 90:
+        raise SurveyInputError(path, f"coordinates ({west:.6g}, {south:.6g}) .. ({east:.6g}, {north:.6g}) are no "
+                                     f"longitude/latitude, but the labels' CRS {polygons.crs.to_string()} is; "
+                                     "GeoJSON without a crs member is read as WGS 84 (RFC 7946): reproject the "
+                                     "labels to WGS 84, or save them as GeoPackage with their CRS")
 
 
 def _describe(geometries: gpd.GeoSeries) -> str:

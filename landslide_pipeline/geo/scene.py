@@ -7,11 +7,14 @@ optional DEM, with the survey's band selection and nodata override (``SceneFiles
 - **bands**: the selected 1-based bands, by default every band but an alpha band;
 - **nodata precedence**: the override (survey.toml ``nodata``) > an alpha band that is not an
   image band > the image's nodata value (NaN counts for float images) > GDAL's per-dataset mask.
-  A pixel is nodata when every image band is;
+  A pixel is nodata when every image band holds the nodata value, or when any band of float
+  imagery is NaN or infinite;
 - **block-aligned reads**: ``read_raw`` fills a caller's buffer, so tiling can read each block of
   the file once; errors of GDAL become ``SurveyInputError`` naming the file and the rows;
 - **DEM on the image grid**: elevation resampled (bilinear) onto any window with a margin, and
   terrain bands computed from it (``geo.terrain``);
+- **a size cap** (``SceneFiles.max_pixels``, ``MAX_SCENE_PIXELS`` by default): a larger scene is
+  refused on opening, before a pixel is read, since a small sparse file can declare any size;
 - **one GDAL block cache** (``GDAL_CACHE_MB``): windows are read once, so the cache only serves
   mosaics and DEMs;
 - **band names and dtype scaling**: ``band_names`` from descriptions and colour interpretation,
@@ -34,11 +37,20 @@ from rasterio.windows import Window
 
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.mosaic import open_scene
-from landslide_pipeline.geo.rasters import alpha_band, check_dtype, invalid_pixels, open_raster, select_bands
+from landslide_pipeline.geo.rasters import (
+    alpha_band,
+    band_descriptions,
+    check_dtype,
+    invalid_pixels,
+    open_raster,
+    select_bands,
+)
 from landslide_pipeline.geo.terrain import dem_on_grid, pixel_size_m, terrain_bands, terrain_margin
 
 #: GDAL's block cache (MB) while a scene is open.
 GDAL_CACHE_MB = 128
+#: The largest scene a ``SceneReader`` opens, in pixels: a 44,721 px square, 6 GB of RGB bytes.
+MAX_SCENE_PIXELS = 2_000_000_000
 _COLOURS = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
 _KNOWN_BANDS = ("red", "green", "blue", "nir")
 
@@ -52,12 +64,14 @@ class SceneFiles:
         dem: The DEM (any CRS and resolution covering the image), or None.
         bands: 1-based image bands to read; None reads every band but alpha.
         nodata: Overrides the image's nodata value.
+        max_pixels: Scenes with more pixels (width x height) are refused when opened.
     """
 
     images: tuple[Path, ...]
     dem: Path | None = None
     bands: tuple[int, ...] | None = None
     nodata: float | None = None
+    max_pixels: int = MAX_SCENE_PIXELS
 
     @property
     def name(self) -> Path:
@@ -96,6 +110,7 @@ class SceneReader:
         try:
             self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
             self.image = self._stack.enter_context(open_scene(self.files.images))
+            _check_scene_size(self.files, self.image.height, self.image.width)
             self.dem = self._stack.enter_context(open_raster(self.files.dem)) if self.files.dem else None
             self._describe(self.image)
         except BaseException:
@@ -112,7 +127,9 @@ class SceneReader:
         self.dtype: str = image.dtypes[0]
         alpha = alpha_band(image)
         self.bands = select_bands(self.name, image.count, self.files.bands, alpha)
-        self.descriptions = tuple(image.descriptions[b - 1] for b in self.bands)
+        # open_raster drops band descriptions; a mosaic has none.
+        descriptions = band_descriptions(self.files.images[0]) if len(self.files.images) == 1 else image.descriptions
+        self.descriptions = tuple(descriptions[b - 1] for b in self.bands)
         self.colorinterp: tuple[ColorInterp, ...] = tuple(image.colorinterp[b - 1] for b in self.bands)
         self.validity = _validity(image, self.bands, alpha, self.files.nodata)
         self.indexes = list(self.bands) + ([self.validity.alpha] if self.validity.alpha else [])
@@ -176,6 +193,19 @@ class SceneReader:
         margin = terrain_margin(names, res_m, relief_radius_m)
         elevation = self.elevation(row, col, height, width, margin)
         return terrain_bands(elevation, res_m, margin, names, relief_radius_m)
+
+
+def _check_scene_size(files: SceneFiles, height: int, width: int) -> None:
+    """Refuses a scene of more than ``files.max_pixels`` pixels.
+
+    Raises:
+        SurveyInputError: naming the scene, its size, the cap and how to raise it.
+    """
+    pixels = height * width
+    if pixels > files.max_pixels:
+        raise SurveyInputError(files.name, f"scene of {width:,} x {height:,} px ({pixels:,} pixels) is above the cap "
+                                           f"of {files.max_pixels:,} pixels; if it is meant to be this large, raise "
+                                           "the cap (SceneFiles.max_pixels, or tile_scene's max_scene_pixels)")
 
 
 def _validity(image: rasterio.DatasetReader, bands: tuple[int, ...], alpha: int | None,

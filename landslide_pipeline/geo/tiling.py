@@ -6,15 +6,21 @@ source pixel is read and decoded once and memory is bounded by ``max_buffer_byte
 the scene's size. Tiles are copied out of the strip and written on background threads while the
 next strip is read. The last row and column of tiles are snapped inside the scene (they overlap
 their neighbour a little) instead of being padded, so no tile holds an artificial border stripe.
+
+Before a tile is written, the scene must be within its size cap (``SceneFiles.max_pixels``) and
+the tiles must fit on the output disk (``estimate_tile_bytes``, with ``FREE_SPACE_MARGIN`` and
+``FREE_SPACE_RESERVE_BYTES`` to spare).
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,36 +38,49 @@ from landslide_pipeline.geo.terrain import BASE_TERRAIN, TerrainSpec
 from landslide_pipeline.geo.tile_writer import BackgroundWrites, TileProfile, TileWriter
 from landslide_pipeline.layout import TILE_IMAGES, TILE_TERRAIN
 
-__all__ = ["TilingSpec", "plan_windows", "tile_id", "tile_offsets", "tile_scene"]
+__all__ = ["TilingSpec", "estimate_tile_bytes", "plan_windows", "tile_id", "tile_offsets", "tile_scene"]
 
 #: Memory for one strip of tile rows; wider scenes are read a group of tile columns at a time.
 #: Up to 7 strips are alive at once (being read, cut, or waiting to be written).
 MAX_BUFFER_BYTES = 64 * 2**20
+#: Per tile file, beyond its pixels: the GeoTIFF header and the file system's block rounding.
+TILE_FILE_OVERHEAD_BYTES = 4096
+#: Tiling needs the estimate times this, plus ``FREE_SPACE_RESERVE_BYTES``, free on the output disk.
+FREE_SPACE_MARGIN = 1.1
+#: Left free for the masks, indexes and logs that follow the tiles, and for everything else on the disk.
+FREE_SPACE_RESERVE_BYTES = 256 * 2**20
 
 
 T = TypeVar("T")
 
 
 def tile_scene(survey_id: str, scene: SceneFiles, out_dir: Path, spec: TilingSpec,
-               terrain: TerrainSpec = BASE_TERRAIN, max_buffer_bytes: int = MAX_BUFFER_BYTES) -> gpd.GeoDataFrame:
+               terrain: TerrainSpec = BASE_TERRAIN, max_buffer_bytes: int = MAX_BUFFER_BYTES,
+               max_scene_pixels: int | None = None) -> gpd.GeoDataFrame:
     """Writes image tiles (and terrain tiles when the scene has a DEM) and returns the tile index.
 
     Layout: ``out_dir/image/<tile_id>.tif`` keeps the selected image bands and their dtype;
     ``out_dir/terrain/<tile_id>.tif`` holds float32 elevation (m), slope (degrees) and the
     optional terrain bands resampled (bilinear) onto the tile's grid.
 
+    Args:
+        max_scene_pixels: Overrides the scene's size cap (``SceneFiles.max_pixels``).
+
     Returns:
         One row per kept tile: survey_id, tile_id, row_off, col_off, height, width,
         nodata_fraction, geometry (tile footprint) in the image CRS.
 
     Raises:
-        SurveyInputError: unreadable pixels, a scene smaller than a tile, or no tile left
-            after the nodata filter.
+        SurveyInputError: unreadable pixels, a scene smaller than a tile or above its size cap,
+            tiles that would not fit on the output disk, or no tile left after the nodata filter.
     """
-    (out_dir / TILE_IMAGES).mkdir(parents=True, exist_ok=True)
+    if max_scene_pixels is not None:
+        scene = replace(scene, max_pixels=max_scene_pixels)
     with SceneReader(scene) as reader:
         rows_offsets, col_offsets = _offsets(reader, spec)
+        _check_free_space(reader, spec, terrain if reader.has_dem else None, out_dir)
         writers = _writers(reader, spec, terrain if reader.has_dem else None)
+        (out_dir / TILE_IMAGES).mkdir(parents=True, exist_ok=True)
         if reader.has_dem:
             (out_dir / TILE_TERRAIN).mkdir(exist_ok=True)
         strips = _StripReader(reader, spec.tile_size)
@@ -90,6 +109,40 @@ def _offsets(reader: SceneReader, spec: TilingSpec) -> tuple[list[int], list[int
                 tile_offsets(reader.width, spec.tile_size, spec.step))
     except ValueError as err:
         raise SurveyInputError(reader.name, f"{reader.width}x{reader.height} px scene: {err}") from err
+
+
+def estimate_tile_bytes(height: int, width: int, bands: int, itemsize: int, spec: TilingSpec,
+                        terrain_bands: int = 0) -> int:
+    """The most bytes tiling a scene writes: every tile kept, uncompressed.
+
+    About pixels x (bands x itemsize + terrain_bands x 4) x (tile_size / stride)^2, counted tile
+    by tile so that the snapped last row and column count, plus ``TILE_FILE_OVERHEAD_BYTES`` per
+    file (one image tile, and one terrain tile when ``terrain_bands``).
+
+    Raises:
+        ValueError: a side smaller than the tile size.
+    """
+    size, step = spec.tile_size, spec.step
+    n_tiles = len(tile_offsets(height, size, step)) * len(tile_offsets(width, size, step))
+    pixel_bytes = bands * itemsize + terrain_bands * np.dtype(np.float32).itemsize
+    files = 2 if terrain_bands else 1
+    return n_tiles * (size * size * pixel_bytes + files * TILE_FILE_OVERHEAD_BYTES)
+
+
+def _check_free_space(reader: SceneReader, spec: TilingSpec, terrain: TerrainSpec | None, out_dir: Path) -> None:
+    estimate = estimate_tile_bytes(reader.height, reader.width, len(reader.bands), np.dtype(reader.dtype).itemsize,
+                                   spec, len(terrain.bands) if terrain else 0)
+    folder = next(p for p in (out_dir, *out_dir.parents) if p.exists())  # out_dir is made after this check
+    free = shutil.disk_usage(folder).free
+    if estimate * FREE_SPACE_MARGIN + FREE_SPACE_RESERVE_BYTES > free:
+        raise SurveyInputError(out_dir, f"the tiles of {reader.name} need up to {_size(estimate)} (+ "
+                                        f"{FREE_SPACE_MARGIN - 1:.0%} and {_size(FREE_SPACE_RESERVE_BYTES)} to spare) "
+                                        f"but its disk has {_size(free)} free; free some space, write the tiles "
+                                        "elsewhere, or use a larger stride")
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:,.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:,.1f} MiB"
 
 
 def _writers(reader: SceneReader, spec: TilingSpec, terrain: TerrainSpec | None) -> dict[str, TileWriter]:

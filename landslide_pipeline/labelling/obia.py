@@ -29,7 +29,14 @@ import shapely
 from affine import Affine
 from rasterio.features import shapes
 
-from landslide_pipeline.labelling.features import object_features, vegetation_index_name, visible_bands
+from landslide_pipeline.geo.errors import SurveyInputError
+from landslide_pipeline.labelling.features import (
+    TERRAIN_FEATURES,
+    VISIBLE,
+    object_features,
+    vegetation_index_name,
+    visible_bands,
+)
 from landslide_pipeline.labelling.regions import RegionGraph
 from landslide_pipeline.labelling.rules import Classification, RuleSet, classify
 from landslide_pipeline.labelling.scene import SceneSource, windows
@@ -38,6 +45,10 @@ from landslide_pipeline.labelling.texture import CooccurrenceAccumulator, quanti
 
 #: (row, col, height, width) -> (landslide mask, known mask) of reference labels, for samples.
 ReferenceMasks = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
+#: Features computed only for images with red, green and blue bands (``features._vegetation``).
+_RGB_FEATURES = ("exg", "redness", "vari")
+#: Per-band features: ``<prefix>_<band name>``.
+_BAND_PREFIXES = ("mean", "std", "ratio")
 
 
 @dataclass
@@ -83,9 +94,45 @@ class SceneLabels:
         }
 
 
+def check_rule_bands(rules: RuleSet, bands: tuple[str, ...], image: Path | str) -> None:
+    """Refuses rules whose features need image bands the scene does not have, before any work.
+
+    Args:
+        rules: The rule set.
+        bands: The scene's band names (``geo.scene.band_names``).
+        image: What the error names: the image file.
+
+    Raises:
+        SurveyInputError: naming the image, its bands, and each feature with the bands it needs.
+    """
+    needs = {feature: need for feature in sorted(rules.features_used()) if (need := _bands_needed(feature, bands))}
+    if needs:
+        wanted = "; ".join(f"{feature} needs {need}" for feature, need in needs.items())
+        raise SurveyInputError(image, f"{len(bands)} band(s) named {list(bands)}, but the OBIA rules {rules.source} "
+                                      f"use features these bands cannot give: {wanted}. Name the bands red, green, blue "
+                                      "(nir) in the GeoTIFF's band descriptions or colour interpretation, or keep "
+                                      "three of them with survey.toml bands = [r, g, b] (three bands are RGB)")
+
+
+def _bands_needed(feature: str, bands: tuple[str, ...]) -> str | None:
+    """The bands ``feature`` needs that ``bands`` lack, as text, or None when it can be computed."""
+    rgb = "+".join(VISIBLE)
+    if feature in _RGB_FEATURES and not set(VISIBLE) <= set(bands):
+        return rgb
+    if feature == "ndvi" and not {"nir", "red"} <= set(bands):
+        return "nir+red"
+    if feature == "vegetation" and vegetation_index_name(bands) == "none":
+        return f"{rgb} (ExG) or nir+red (NDVI)"
+    prefix, _, band = feature.partition("_")
+    if prefix in _BAND_PREFIXES and feature not in TERRAIN_FEATURES and band not in bands:
+        return band
+    return None
+
+
 @contextmanager
 def label_scene(source: SceneSource, rules: RuleSet, scratch_dir: Path | None = None,
-                reference: ReferenceMasks | None = None, outlines: bool = True) -> Iterator[SceneLabels]:
+                reference: ReferenceMasks | None = None, outlines: bool = True,
+                image: Path | str = "scene") -> Iterator[SceneLabels]:
     """Segments, describes and classifies a scene; the result is valid inside the ``with`` block.
 
     Args:
@@ -95,11 +142,14 @@ def label_scene(source: SceneSource, rules: RuleSet, scratch_dir: Path | None = 
             they take 5 bytes per pixel and are removed on leaving the block.
         reference: Reference landslide masks, for thresholds derived from labelled samples.
         outlines: Whether to vectorise the objects' outlines (``objects.geometry``).
+        image: The scene's image, for errors.
 
     Raises:
-        RuleError: the rules name features the scene does not have.
+        SurveyInputError: the rules use features that need bands the scene lacks (``check_rule_bands``).
+        RuleError: the rules name features that do not exist.
         ValueError: the scene holds no valid pixel.
     """
+    check_rule_bands(rules, source.bands, image)
     with tempfile.TemporaryDirectory(prefix="obia-", dir=scratch_dir) as scratch:
         started = time.perf_counter()
         segmentation = segment_scene(source, rules.segmentation, Path(scratch))

@@ -141,11 +141,12 @@ def label_survey_objects(scene: SceneFiles, index: gpd.GeoDataFrame, rules: Rule
 
     Raises:
         TileGridError: the tiles are not windows of the image.
+        SurveyInputError: the rules use features that need bands the image lacks.
         pandera.errors.SchemaError: a table does not hold its schema.
     """
     with RasterSource(scene) as source:
         check_tile_grid(index, source.height, source.width, source.transform)
-        with label_scene(source, rules, scratch_dir=out_dir, reference=reference) as labels:
+        with label_scene(source, rules, scratch_dir=out_dir, reference=reference, image=scene.name) as labels:
             labelled = write_tile_masks(labels, index, out_dir)
             result = SurveyObiaLabels(labels=labelled, segments=labels.objects,
                                       thresholds=labels.classification.thresholds, summary=labels.summary())

@@ -16,7 +16,7 @@ source = "../../../../shared/data/coseismic_scene"  # folder the paths below are
 # kind = "scene"
 image = "*.tif"                # a file, a glob or a list; several files are mosaicked into one scene
 dem = "dem.tif"                # optional DEM in any CRS and resolution
-nodata = 0                     # overrides the image's nodata value
+nodata = 0                     # overrides the image's nodata value (one its dtype can hold)
 bands = [1, 2, 3]              # 1-based image bands to keep (default: all but an alpha band)
 terrain_bands = ["slope", "hillshade"]  # besides elevation and slope: "hillshade", "relief"
 relief_radius_m = 10.0
@@ -35,10 +35,12 @@ adapter = "l4s_rgb"            # configs/datasets/<name>.toml, a path to one, or
 from __future__ import annotations
 
 import datetime
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_args
 
+import numpy as np
 from pydantic import Field, StrictFloat, StrictStr, field_validator, model_validator
 
 from landslide_pipeline.config_files import BandNumbers, Names, TomlTable, load
@@ -46,6 +48,7 @@ from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.labelme import DEFAULT_LABEL_NAMES
 from landslide_pipeline.geo.terrain import BASE_TERRAIN_BANDS, OPTIONAL_TERRAIN_BANDS
 from landslide_pipeline.layout import RAW_DEM, RAW_IMAGE, RAW_LABELS, SURVEY_CONFIG
+from landslide_pipeline.settings import allowed_data_roots
 
 CONFIG_NAME = SURVEY_CONFIG
 Kind = Literal["scene", "tiles"]
@@ -184,8 +187,43 @@ def load_survey_config(survey_dir: Path) -> SurveyConfig:
     return SurveyConfig(**keys, source=_source_folder(path, file.source), config_file=path)
 
 
+def check_nodata(config: SurveyConfig, dtype: str) -> None:
+    """Refuses a ``nodata`` override that no pixel of the image's ``dtype`` can hold.
+
+    A NaN on integer imagery, a value outside the dtype's range or a fraction on integer imagery
+    would mark no pixel at all, and GDAL refuses to write such a value into the tiles.
+
+    Raises:
+        SurveyInputError: naming survey.toml and the key.
+    """
+    if config.nodata is None:
+        return
+    problem = _nodata_problem(config.nodata, np.dtype(dtype))
+    if problem:
+        raise SurveyInputError(config.config_file or config.source / CONFIG_NAME, f"nodata: {problem}")
+
+
+def _nodata_problem(value: float, dtype: np.dtype) -> str | None:
+    if np.issubdtype(dtype, np.floating):
+        fits = not math.isfinite(value) or abs(value) <= float(np.finfo(dtype).max)
+        return None if fits else f"{value:g} is outside the {dtype} range"
+    low, high = int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)
+    if math.isnan(value):
+        return (f"NaN cannot mark nodata in {dtype} imagery (integer pixels are never NaN); give a whole number "
+                f"in {low}..{high}, or remove the key")
+    if not low <= value <= high:
+        return f"{value:g} is outside the {dtype} range {low}..{high}: no pixel can hold it"
+    if value != int(value):
+        return f"{value:g} is no whole number: no {dtype} pixel can hold it"
+    return None
+
+
 def _source_folder(config_file: Path, source: str) -> Path:
     folder = (config_file.parent / Path(source).expanduser()).resolve()
     if not folder.is_dir():
         raise SurveyInputError(config_file, f"source: folder {folder} does not exist")
+    roots = allowed_data_roots()
+    if roots is not None and not any(folder.is_relative_to(root) for root in roots):
+        raise SurveyInputError(config_file, f"source: folder {folder} lies outside the allowed data roots "
+                                            f"{', '.join(map(str, roots))} (LANDSLIDE_DATA_ROOTS)")
     return folder

@@ -14,31 +14,39 @@ fit together before anything is tiled.
 from __future__ import annotations
 
 import glob
+import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import geopandas as gpd
-import pyogrio
+import numpy as np
 import rasterio
 from rasterio.warp import transform_bounds
+from rasterio.windows import Window, from_bounds
 from shapely.geometry import box
 
 from landslide_pipeline.datasets.precut import natural_key
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.grid import TilingSpec
-from landslide_pipeline.geo.labelme import is_labelme, read_labelme
-from landslide_pipeline.geo.labels import LabelFile, label_scene_tiles
+from landslide_pipeline.geo.labelme import json_label_format, read_labelme
+from landslide_pipeline.geo.labels import LabelFile, label_scene_tiles, read_label_polygons, vector_info
 from landslide_pipeline.geo.mosaic import open_scene
 from landslide_pipeline.geo.rasters import alpha_band, check_dtype, open_raster, select_bands
 from landslide_pipeline.geo.scene import SceneFiles
 from landslide_pipeline.geo.terrain import TerrainSpec, pixel_size_m
 from landslide_pipeline.geo.tiling import tile_scene
 from landslide_pipeline.layout import RAW_DEM, RAW_LABELS
+from landslide_pipeline.settings import allowed_data_roots
 from landslide_pipeline.surveys.base import SurveyMetadata
-from landslide_pipeline.surveys.config import SurveyConfig
+from landslide_pipeline.surveys.config import SurveyConfig, check_nodata
 
 _LABEL_SUFFIXES = {".gpkg": "gpkg", ".geojson": "geojson", ".shp": "shapefile"}
+#: The longest side of the decimated DEM read that tells how much of the image has elevation.
+_DEM_SAMPLE_PX = 64
+#: Below this share of the image with elevation, ``inspect`` warns: terrain bands are NaN elsewhere.
+DEM_MIN_VALID_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -91,16 +99,25 @@ class SceneSurvey:
         return [f for f in files if f is not None]
 
     def inspect(self) -> SurveyMetadata:
-        """Reads and validates the survey's metadata without reading pixel data.
+        """Reads and validates the survey's metadata without reading the image's pixels.
+
+        Besides the headers it reads a decimated sample of the DEM (has it elevation over the
+        image?) and the label polygons (do they make geometries?), both cheap beside tiling.
 
         Raises:
-            SurveyInputError: unreadable files, an unsupported dtype, a rotated image, crops that
-                do not mosaic, an image without CRS but with a DEM or georeferenced labels, a DEM
-                that does not cover the image, or labels that do not overlap it.
+            SurveyInputError: unreadable files, an unsupported dtype, a survey.toml ``nodata``
+                that no pixel of the image's dtype can hold, a rotated image, crops that do not
+                mosaic, an image without CRS but with a DEM or georeferenced labels, a DEM that
+                does not cover the image or holds no elevation over it, labels that are malformed
+                or do not overlap the image.
+
+        Warns:
+            UserWarning: the DEM has elevation over less than ``DEM_MIN_VALID_SHARE`` of the image.
         """
         scene, config = self.scene, self.config
         with open_scene(scene.images) as src:
             check_dtype(scene.name, src.dtypes[0])
+            check_nodata(config, src.dtypes[0])
             bands = select_bands(scene.name, src.count, scene.bands, alpha_band(src))
             crs, bounds, transform = src.crs, tuple(src.bounds), src.transform
             height, width, dtype = src.height, src.width, src.dtypes[0]
@@ -137,7 +154,7 @@ class SceneSurvey:
         if self.scene.dem is not None:
             raise SurveyInputError(image, "image has no CRS, so the DEM cannot be placed on it; georeference it")
         if self.labels is not None and self.labels.format != "labelme":
-            labels_crs = _vector_info(self.labels)["crs"]
+            labels_crs = vector_info(self.labels.path, self.labels.layer)["crs"]
             raise SurveyInputError(image, f"image has no CRS but its labels {self.labels.path.name} are in "
                                           f"{labels_crs or 'map coordinates'}; georeference the image "
                                           "or draw the labels in Labelme (pixel coordinates)")
@@ -148,13 +165,11 @@ class SceneSurvey:
             return None, None
         if self.labels.format == "labelme":
             return _check_labelme(self.labels, shape), None
-        info = _vector_info(self.labels)
-        if info["crs"] is None:
-            raise SurveyInputError(self.labels.path, "labels have no CRS")
-        label_bounds = transform_bounds(info["crs"], crs, *info["total_bounds"], densify_pts=21)
-        if info["features"] > 0 and not box(*label_bounds).intersects(box(*bounds)):
+        polygons = read_label_polygons(self.labels.path, None, self.labels.layer)
+        labels_crs = polygons.crs.to_string()
+        if not polygons.empty and not box(*polygons.to_crs(crs).total_bounds).intersects(box(*bounds)):
             raise SurveyInputError(self.labels.path, "labels do not overlap the image")
-        return int(info["features"]), str(info["crs"])
+        return len(polygons), labels_crs
 
 
 def _find_images(config: SurveyConfig) -> tuple[Path, ...]:
@@ -164,7 +179,7 @@ def _find_images(config: SurveyConfig) -> tuple[Path, ...]:
             found = [Path(p) for p in glob.glob(str(config.source / pattern)) if Path(p).is_file()]
             if not found:
                 raise SurveyInputError(config.source / pattern, "no image matches this pattern")
-            images += sorted(found, key=lambda p: natural_key(p.name))
+            images += sorted((_confined(config, p) for p in found), key=lambda p: natural_key(p.name))
         else:
             images.append(_named_file(config, pattern, "survey image"))
     return tuple(dict.fromkeys(images))
@@ -175,6 +190,15 @@ def _named_file(config: SurveyConfig, name: str, what: str) -> Path:
     if not path.is_file():
         hint = f" (expected {name})" if config.config_file is None else f" (named in {config.config_file})"
         raise SurveyInputError(path, f"{what} not found{hint}")
+    return _confined(config, path)
+
+
+def _confined(config: SurveyConfig, path: Path) -> Path:
+    """``path``, if it lies inside the allowed data roots (LANDSLIDE_DATA_ROOTS) when those are set."""
+    roots = allowed_data_roots()
+    if roots is not None and not any(path.resolve().is_relative_to(root) for root in roots):
+        raise SurveyInputError(config.config_file or path, f"{path} lies outside the allowed data roots "
+                                                           f"{', '.join(map(str, roots))} (LANDSLIDE_DATA_ROOTS)")
     return path
 
 
@@ -199,7 +223,7 @@ def _label_format(path: Path, declared: str) -> str:
         return declared
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return "labelme" if is_labelme(path) else "geojson"
+        return json_label_format(path)
     if suffix not in _LABEL_SUFFIXES:
         raise SurveyInputError(path, f"unknown label format {suffix!r}; use .gpkg, .geojson, .shp, Labelme .json "
                                      "or set [labels] format")
@@ -217,18 +241,36 @@ def _check_dem_covers(dem: Path, image_crs: rasterio.crs.CRS, image_bounds: tupl
         if src.crs is None:
             raise SurveyInputError(dem, "DEM has no CRS")
         dem_bounds = transform_bounds(src.crs, image_crs, *src.bounds, densify_pts=21)
-        dem_crs = src.crs.to_string()
-    tolerance = 1e-6 * max(abs(v) for v in image_bounds)
-    if not box(*dem_bounds).buffer(tolerance).covers(box(*image_bounds)):
-        raise SurveyInputError(dem, f"DEM bounds {dem_bounds} do not cover the image {image_bounds}")
-    return dem_crs
+        tolerance = 1e-6 * max(abs(v) for v in image_bounds)
+        if not box(*dem_bounds).buffer(tolerance).covers(box(*image_bounds)):
+            raise SurveyInputError(dem, f"DEM bounds {dem_bounds} do not cover the image {image_bounds}")
+        _check_dem_data(dem, src, image_crs, image_bounds)
+        return src.crs.to_string()
 
 
-def _vector_info(labels: LabelFile) -> dict:
-    try:
-        return pyogrio.read_info(labels.path, layer=labels.layer)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as err:
-        raise SurveyInputError(labels.path, f"cannot read vector labels ({err})") from err
+def _check_dem_data(dem: Path, src: rasterio.DatasetReader, image_crs: rasterio.crs.CRS, image_bounds: tuple) -> None:
+    """Refuses a DEM without elevation over the image; warns when it has elevation over less than half."""
+    share = _dem_valid_share(src, image_crs, image_bounds)
+    if share == 0.0:
+        marker = "NaN" if src.nodata is None else f"nodata ({src.nodata:g}) or NaN"
+        raise SurveyInputError(dem, f"DEM holds no elevation over the image: every pixel there is {marker}; check "
+                                    "its nodata value, or remove the DEM")
+    if share < DEM_MIN_VALID_SHARE:
+        # A DEM with holes over water can be right, so this is no error; but terrain bands are
+        # NaN in the holes, where the models see the band's mean.
+        warnings.warn(f"{dem}: DEM holds elevation over only {share:.0%} of the image; its terrain bands are NaN "
+                      "elsewhere", UserWarning, stacklevel=4)
+
+
+def _dem_valid_share(src: rasterio.DatasetReader, image_crs: rasterio.crs.CRS, image_bounds: tuple) -> float:
+    """Share of DEM pixels with elevation within the image's bounds, from a decimated read."""
+    window = from_bounds(*transform_bounds(image_crs, src.crs, *image_bounds, densify_pts=21), src.transform)
+    col0, row0 = max(0, math.floor(window.col_off)), max(0, math.floor(window.row_off))
+    col1 = min(src.width, math.ceil(window.col_off + window.width))
+    row1 = min(src.height, math.ceil(window.row_off + window.height))
+    shape = (max(1, min(_DEM_SAMPLE_PX, row1 - row0)), max(1, min(_DEM_SAMPLE_PX, col1 - col0)))
+    sample = src.read(1, window=Window(col0, row0, col1 - col0, row1 - row0), out_shape=shape, masked=True)
+    return float((~np.ma.getmaskarray(sample) & np.isfinite(sample.data)).mean())
 
 
 def _check_labelme(labels: LabelFile, shape: tuple[int, int]) -> int:

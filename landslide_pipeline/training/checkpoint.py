@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -36,8 +37,23 @@ ANY_SCALING = "any"
 ENSEMBLE_FOLD = -1
 
 
+#: What ``torch.load(..., weights_only=True)`` raises for a file that is not a readable torch file
+#: (measured with torch 2.13 on truncated, bit-flipped and random files): a truncated zip gives
+#: RuntimeError (no central directory), random bytes mostly pickle.UnpicklingError, and also
+#: EOFError, OSError (EINVAL), IndexError, KeyError and ValueError (UnicodeDecodeError).
+UNREADABLE_TORCH_FILE: tuple[type[Exception], ...] = (
+    RuntimeError, pickle.UnpicklingError, EOFError, OSError, IndexError, KeyError, ValueError)
+#: ... and a file that loads but is not a state dict (TypeError), or one that does not fit model.json
+#: (RuntimeError from load_state_dict).
+_UNLOADABLE_WEIGHTS: tuple[type[Exception], ...] = (*UNREADABLE_TORCH_FILE, TypeError)
+
+
 class ModelInputError(ValueError):
     """Imagery that breaks a model's input contract (band count or input scaling)."""
+
+
+class ModelFileError(ValueError):
+    """A model folder whose weights.pt or model.json cannot be read (corrupt, truncated or not a model's)."""
 
 
 @dataclass(frozen=True)
@@ -193,19 +209,46 @@ def read_spec(directory: Path) -> ModelSpec:
     path = Path(directory) / MODEL_DESCRIPTION
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a model folder (no {MODEL_DESCRIPTION})")
-    return ModelSpec.from_dict(json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        return ModelSpec.from_dict(data)
+    except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelFileError(f"{path}: not a readable model description ({_describe(err)}); "
+                             "train or download the model again") from err
 
 
 def load_model(directory: Path, device: torch.device | str = "cpu") -> tuple[Segmenter, ModelSpec]:
-    """Rebuilds a saved model on ``device``, in evaluation mode, with its description."""
+    """Rebuilds a saved model on ``device``, in evaluation mode, with its description.
+
+    Raises:
+        FileNotFoundError: ``directory`` has no model.json.
+        ModelFileError: model.json or weights.pt cannot be read, or the weights do not fit the
+            description; the message names the file, and the architecture and fold.
+    """
     spec = read_spec(directory)
-    state = torch.load(Path(directory) / MODEL_WEIGHTS, map_location=device, weights_only=True)
-    if not any(key.startswith("members.") for key in state):  # a flat network's state dict
-        state = {**{f"members.0.1.{k}": v for k, v in state.items()},
-                 **{f"members.0.0.{k}": v for k, v in spec.build().networks[0].normalization.state_dict().items()}}
+    weights = Path(directory) / MODEL_WEIGHTS
     model = spec.build()
-    model.load_state_dict(state)
+    try:
+        state = torch.load(weights, map_location=device, weights_only=True)
+        if not isinstance(state, dict):
+            raise TypeError(f"a {type(state).__name__}, not a state dict")
+        if not any(key.startswith("members.") for key in state):  # a flat network's state dict
+            state = {**{f"members.0.1.{k}": v for k, v in state.items()},
+                     **{f"members.0.0.{k}": v for k, v in model.networks[0].normalization.state_dict().items()}}
+        model.load_state_dict(state)
+    except _UNLOADABLE_WEIGHTS as err:
+        which = f"fold {spec.fold}" if spec.kind == "single" else f"{len(spec.members)}-member ensemble"
+        raise ModelFileError(f"{weights}: cannot load the weights of the {spec.architecture} model ({which}): "
+                             f"{_describe(err)}; train or download the model again") from err
     return model.to(device).eval(), spec
+
+
+def _describe(err: BaseException) -> str:
+    """The error's type and the first line of its message (torch's run to a paragraph)."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
 
 
 def save_calibration(directory: Path, histogram: ProbabilityHistogram) -> None:

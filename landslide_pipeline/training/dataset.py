@@ -308,12 +308,14 @@ def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_t
         label_source: Where the surveys' masks come from (manual or obia).
 
     Raises:
-        ValueError: surveys of different input scaling (e.g. uint8 and uint16 imagery) or tile sizes.
+        ValueError: surveys of different input scaling (e.g. uint8 and uint16 imagery), band
+            counts or tile sizes; the message names the first survey and the one that differs.
     """
     by_id = {s.tiles["survey_id"].iloc[0]: s for s in surveys}
     folds = folds.reset_index(drop=True)
     rows = list(folds.itertuples())
     first, first_mask, scaling = load_tile(by_id[rows[0].survey_id], rows[0].tile_id, use_terrain)
+    first_id, n_image = rows[0].survey_id, first.shape[0] - int(use_terrain)
     n = len(rows)
     with contextlib.ExitStack() as stack:
         images = stack.enter_context(TileArrayWriter(directory / TRAINING_IMAGES, (n, *first.shape), np.float32))
@@ -325,6 +327,13 @@ def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_t
             if tile_scaling != scaling:
                 raise ValueError(f"survey {row.survey_id} has {tile_scaling} imagery, others {scaling}: one "
                                  "training set needs one input scaling (convert the imagery or train apart)")
+            if x.shape[0] != first.shape[0]:
+                raise ValueError(f"survey {row.survey_id} has {x.shape[0] - int(use_terrain)} image band(s), survey "
+                                 f"{first_id} {n_image}: one training set needs one band count (keep the same "
+                                 "bands with survey.toml bands = [...], or train apart)")
+            if x.shape != first.shape:
+                raise ValueError(f"survey {row.survey_id} has {x.shape[1]}x{x.shape[2]} px tiles, survey {first_id} "
+                                 f"{first.shape[1]}x{first.shape[2]} px: tile every survey at one tile size")
             images.write(x)
             masks.write(y)
             if references is not None:

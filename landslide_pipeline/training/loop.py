@@ -11,17 +11,21 @@ Each epoch ends with a checkpoint (model, optimiser, scheduler, random-number st
 and validation histogram so far, history) when a checkpoint path is given; a later call with the
 same path resumes after the last completed epoch and, the augmentation being a pure function of
 (seed, epoch, tile) and the shuffling state being restored, reaches the same weights as an
-uninterrupted run.
+uninterrupted run. Checkpoints are written atomically under a lock (``storage.atomic_file``); one
+that cannot be read (truncated, corrupt) is renamed ``<name>.corrupt``, logged, and training starts
+from scratch.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -33,11 +37,15 @@ from landslide_pipeline.metrics import segmentation_metrics
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD, ProbabilityHistogram
 from landslide_pipeline.nn import create_model
 from landslide_pipeline.nn.segmenter import LANDSLIDE_CLASS, BandNormalization, NormalizedNetwork, Segmenter
+from landslide_pipeline.storage import atomic_file
 from landslide_pipeline.training.augment import AugmentationSpec
+from landslide_pipeline.training.checkpoint import UNREADABLE_TORCH_FILE
 from landslide_pipeline.training.dataset import AugmentedTiles, Tiles, TrainingSet, batches
 from landslide_pipeline.training.losses import LossName, make_loss
 from landslide_pipeline.training.normalization import band_statistics
 from landslide_pipeline.training.performance import cpu_supports_bf16
+
+logger = logging.getLogger(__name__)
 
 #: Forward precision in training: ``bf16`` runs the model under bfloat16 autocast (weights,
 #: gradients, loss and the optimiser stay fp32); ``auto`` is bf16 on a CPU with native bf16 dot
@@ -260,7 +268,6 @@ def _record(state: _State, report: EpochReport, histogram: ProbabilityHistogram)
 
 
 def _save(state: _State, path: os.PathLike) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     result = state.result
     payload: dict[str, Any] = {
         "model": state.model.state_dict(), "optimiser": state.optimiser.state_dict(),
@@ -271,13 +278,26 @@ def _save(state: _State, path: os.PathLike) -> None:
             k: torch.from_numpy(v) for k, v in (("positives", result.histogram.positives),
                                                 ("negatives", result.histogram.negatives))},
     }
-    staging = f"{os.fspath(path)}.tmp"
-    torch.save(payload, staging)
-    os.replace(staging, path)
+    with atomic_file(Path(path)) as staging:  # one writer at a time, unique staging name, fsync'ed
+        torch.save(payload, staging)
+
+
+_CHECKPOINT_KEYS = frozenset({"model", "optimiser", "scheduler", "generator", "torch_rng", "best_state", "history",
+                              "seconds", "histogram"})
 
 
 def _restore(state: _State, path: os.PathLike, device: torch.device) -> None:
-    payload = torch.load(path, map_location=device, weights_only=True)
+    """Resumes ``state`` from the checkpoint at ``path``; one that cannot be read is set aside instead."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except PermissionError:
+        raise  # a readable checkpoint someone else owns: not ours to set aside
+    except UNREADABLE_TORCH_FILE as err:
+        _set_aside(path, err)
+        return
+    if not isinstance(payload, dict) or not _CHECKPOINT_KEYS <= payload.keys():
+        _set_aside(path, TypeError("not a training checkpoint (other keys)"))
+        return
     state.model.load_state_dict(payload["model"])
     state.optimiser.load_state_dict(payload["optimiser"])
     state.scheduler.load_state_dict(payload["scheduler"])
@@ -294,6 +314,23 @@ def _restore(state: _State, path: os.PathLike, device: torch.device) -> None:
                                                       payload["histogram"]["negatives"].numpy())
     state.result.seconds = payload["seconds"]
     state.result.resumed_from_epoch = len(state.result.history)
+
+
+def _set_aside(path: os.PathLike, error: BaseException) -> None:
+    """Renames an unreadable checkpoint to ``<name>.corrupt`` (replacing an older one), so training restarts."""
+    aside = f"{os.fspath(path)}.corrupt"
+    os.replace(path, aside)
+    message = str(error).strip().splitlines()
+    logger.warning("checkpoint %s cannot be read (%s: %s); set aside as %s, training starts from scratch",
+                   os.fspath(path), type(error).__name__, message[0][:200] if message else "", aside)
+
+
+def _tile_names(data: FoldData, rows: list[int]) -> str:
+    """``survey/tile`` of training-set rows, for messages that must lead a user to the imagery."""
+    tiles = data.samples.tiles
+    if not {"survey_id", "tile_id"} <= set(tiles.columns):
+        return str(sorted(rows))
+    return ", ".join(f"{tiles['survey_id'].iloc[r]}/{tiles['tile_id'].iloc[r]}" for r in sorted(rows))
 
 
 def _epoch_batches(train: AugmentedTiles, batch_size: int, generator: torch.Generator) -> Iterator:
@@ -321,7 +358,7 @@ def _run_epoch(state: _State, train: AugmentedTiles, data: FoldData, config: Tra
         loss = criterion(logits.float(), y.long())
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"epoch {epoch}: the training loss is {float(loss)} on a batch of tiles "
-                                     f"{sorted(int(train.indices[i % len(train.indices)]) for i in items)}; "
+                                     f"{_tile_names(data, [int(train.indices[i % len(train.indices)]) for i in items])}; "
                                      "the weights would be poisoned (check those tiles' imagery)")
         state.optimiser.zero_grad(set_to_none=True)
         loss.backward()

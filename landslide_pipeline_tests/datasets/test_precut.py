@@ -12,6 +12,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from landslide_pipeline.datasets.adapter import load_adapter
 from landslide_pipeline.datasets.precut import find_pairs, inspect_dataset, label_dataset, tile_dataset
+from landslide_pipeline.datasets.readers import MAX_TILE_ELEMENTS, read_image
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.grid import TilingSpec
 from landslide_pipeline.geo.rasters import open_raster
@@ -168,3 +169,78 @@ def test_bad_data_sets_name_the_file_and_the_problem(tmp_path, problem):
         inspect_dataset(root, adapter)
         tile_dataset("bad", root, adapter, tmp_path / "out", TilingSpec(128 if problem == "small" else 64))
     assert str(error.value.path).endswith(expected[0])
+
+
+def test_masks_without_an_image_are_refused(tmp_path):
+    root = tmp_path / "data"
+    write_plain(root / "img" / "a.tif", scene(64, 64))
+    for key in ("a", "c", "b", "d"):
+        write_plain(root / "msk" / f"{key}.tif", square_mask(64, 64)[None])
+    adapter = adapter_file(tmp_path, '[image]\npattern = "img/*.tif"\n[mask]\npattern = "msk/*.tif"\n')
+    with pytest.raises(SurveyInputError, match=r"msk/b.tif: no image for 3 mask\(s\); expected img/b.tif") as error:
+        find_pairs(root, adapter)
+    assert error.value.path.name == "b.tif"  # the first orphan in natural order
+
+
+def test_a_huge_hdf5_tile_is_refused_naming_file_and_key_before_it_is_read(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    with h5py.File(root / "huge.h5", "w") as handle:  # declared 40,000^2 x 14 float32 (84 GiB), never written
+        handle.create_dataset("img", shape=(40_000, 40_000, 14), dtype="float32", chunks=(256, 256, 14))
+    assert (root / "huge.h5").stat().st_size < 2**20
+    adapter = adapter_file(tmp_path, '[image]\npattern = "huge.h5"\nhdf5_key = "img"\naxes = "HWC"\n')
+    message = (r"huge.h5: HDF5 dataset 'img' of shape \(40000, 40000, 14\) holds 22,400,000,000 values, above the "
+               r"cap of 100,000,000 per tile \(readers.MAX_TILE_ELEMENTS\); cut it into smaller tiles")
+    with pytest.raises(SurveyInputError, match=message) as error:
+        inspect_dataset(root, adapter)
+    assert error.value.path == root / "huge.h5"
+    with pytest.raises(SurveyInputError, match=message):
+        read_image(root / "huge.h5", adapter.image)
+    assert MAX_TILE_ELEMENTS == 100_000_000
+
+
+def test_a_huge_sparse_tiff_tile_is_refused_before_it_is_read(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    with warnings.catch_warnings():  # declared 20,000^2 x 3 px, never written
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        rasterio.open(root / "huge.tif", "w", driver="GTiff", width=20_000, height=20_000, count=3, dtype="uint8",
+                      tiled=True, sparse_ok=True).close()
+    adapter = adapter_file(tmp_path, '[image]\npattern = "huge.tif"\n')
+    message = r"huge.tif: 20,000 x 20,000 px x 3 band\(s\) tile holds 1,200,000,000 values, above the cap"
+    with pytest.raises(SurveyInputError, match=message):
+        inspect_dataset(root, adapter)
+    with pytest.raises(SurveyInputError, match=message):
+        read_image(root / "huge.tif", adapter.image)
+
+
+@pytest.mark.parametrize("kind", ["external storage", "external link", "virtual dataset"])
+def test_hdf5_datasets_that_read_other_files_are_refused(tmp_path, kind):
+    root = tmp_path / "data"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.write_bytes(bytes(range(64)))
+    with h5py.File(tmp_path / "other.h5", "w") as handle:
+        handle["img"] = np.full((8, 8), 99, np.uint8)
+    with h5py.File(root / "tile.h5", "w") as handle:
+        if kind == "external storage":
+            handle.create_dataset("img", shape=(8, 8), dtype="uint8", external=[(str(outside), 0, 64)])
+        elif kind == "external link":
+            handle["img"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "img")
+        else:
+            layout = h5py.VirtualLayout(shape=(8, 8), dtype="uint8")
+            layout[:] = h5py.VirtualSource(str(tmp_path / "other.h5"), "img", shape=(8, 8))
+            handle.create_virtual_dataset("img", layout)
+    adapter = adapter_file(tmp_path, '[image]\npattern = "tile.h5"\nhdf5_key = "img"\n')
+    with pytest.raises(SurveyInputError, match="tile.h5: HDF5 dataset 'img' reads its data from other files"):
+        read_image(root / "tile.h5", adapter.image)
+
+
+def test_a_pre_cut_tile_holding_vrt_xml_is_refused(tmp_path):
+    root = tmp_path / "data"
+    write_plain(root / "img" / "a.png", scene(64, 64), "PNG")
+    (root / "img" / "b.png").write_text('<VRTDataset rasterXSize="64" rasterYSize="64"></VRTDataset>')
+    adapter = adapter_file(tmp_path, '[image]\npattern = "img/*.png"\n')
+    with pytest.raises(SurveyInputError, match=r"b.png: cannot read raster: not a GeoTIFF, PNG or JPEG file "
+                                               r"\(found VRT XML\)"):
+        inspect_dataset(root, adapter)

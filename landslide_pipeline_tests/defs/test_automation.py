@@ -8,9 +8,9 @@ import pytest
 from landslide_pipeline.defs import build_definitions
 from landslide_pipeline.defs.automation import new_survey_sensor
 from landslide_pipeline.defs.resources import DataStore
-from landslide_pipeline.geo.arrivals import READY_MARKER
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.settings import PipelineSettings, StorageSettings
+from landslide_pipeline.surveys.arrivals import READY_MARKER
 from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
 
 SURVEY_ASSETS = ["raw_survey", "survey_tiles", "manual_labels", "obia_labels", "label_agreement"]
@@ -36,7 +36,26 @@ def test_sensor_adds_and_ingests_only_ready_surveys_once(tmp_path):
     (layout.raw_survey("pit_b") / READY_MARKER).touch()
     later = sensor_result(instance, tmp_path, again.cursor)
     assert [r.partition_key for r in later.run_requests] == ["pit_b"]
-    assert set(json.loads(later.cursor)) == {"pit_a", "pit_b"}
+    assert set(json.loads(later.cursor)["seen"]) == {"pit_a", "pit_b"}
+
+
+def test_sensor_logs_each_skipped_folder_once_and_keeps_older_cursors(tmp_path, capfd):
+    layout = DataLayout(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / READY_MARKER).touch()
+    layout.raw.mkdir(parents=True)
+    (layout.raw / "linked").symlink_to(outside, target_is_directory=True)
+    (layout.raw / "bad name").mkdir()
+    (layout.raw / "bad name" / READY_MARKER).touch()
+    instance = dg.DagsterInstance.ephemeral()
+    first = sensor_result(instance, tmp_path, json.dumps({"pit_old": 1}))  # a cursor from before skipped folders
+    assert first.run_requests == []
+    assert json.loads(first.cursor) == {"seen": {"pit_old": 1}, "skipped": ["bad name", "linked"]}
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "skipping" in line]
+    assert len(warnings) == 2 and any("outside" in w for w in warnings)  # the sensor's log goes to stderr
+    sensor_result(instance, tmp_path, first.cursor)
+    assert not [line for line in capfd.readouterr().err.splitlines() if "skipping" in line]
 
 
 def test_sensor_and_automation_sensor_run_by_default():

@@ -120,3 +120,16 @@ def test_a_failed_run_leaves_the_previous_output_and_no_partial_files(layout, sm
     assert "image.tif: cannot read pixels" in str(failure.event_specific_data.error)
     assert sorted(p.name for p in (layout.tiles("tiny") / "image").iterdir()) == before
     assert [p.name for p in layout.tiles("tiny").parent.iterdir()] == ["tiny"]  # no staging folder left
+
+
+def test_removing_a_surveys_labels_removes_its_masks_and_it_leaves_the_training_set(layout, small_survey):
+    from landslide_pipeline.training.dataset import labelled_surveys
+
+    assert run(layout, "tiny", {"survey_tiles": {"tile_size": 64}}).success
+    assert [s.tiles["survey_id"].iloc[0] for s in labelled_surveys(layout, ["tiny"], "manual")] == ["tiny"]
+    (small_survey / "landslides.gpkg").unlink()
+    result = run(layout, "tiny", {"survey_tiles": {"tile_size": 64}})
+    assert result.asset_materializations_for_node("manual_labels")[0].metadata["removed_earlier_labels"].value
+    assert not layout.labels("manual", "tiny").exists()
+    assert [p.name for p in layout.labels("manual", "tiny").parent.iterdir()] == []  # no trash or lock left
+    assert labelled_surveys(layout, ["tiny"], "manual") == []

@@ -124,3 +124,11 @@ def test_drop_empty_tiles_keeps_a_seeded_share_and_deletes_the_rest(tmp_path):
     assert sorted(p.stem for p in masks.iterdir()) == sorted(kept.tile_id)
     again = drop_empty_tiles(labelled, tmp_path, keep_empty_fraction=1.0)
     assert again.equals(labelled)
+
+
+@pytest.mark.parametrize("content", ["<OGRVRTDataSource/>", "name,geometry\nx,POINT(0 0)\n"])
+def test_label_files_of_other_kinds_are_refused_before_gdal_probes_them(tmp_path, content):
+    path = tmp_path / "landslides.gpkg"
+    path.write_text(content)
+    with pytest.raises(SurveyInputError, match=r"landslides.gpkg: not a GeoPackage, Shapefile or GeoJSON file"):
+        read_label_polygons(path, None)

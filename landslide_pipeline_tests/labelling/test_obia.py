@@ -1,4 +1,5 @@
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,31 @@ def test_float_images_are_taken_as_reflectance_and_nan_as_nodata(pit_scene):
     with label_scene(source, RULES, outlines=False) as labels:
         assert (labels.segmentation.objects(labels.level, 0, 0, 256, 256)[:20] == -1).all()
         assert labels.objects["n_pixels"].sum() == 236 * 256
+
+
+@pytest.mark.parametrize("n_bands", [1, 5])
+def test_rules_that_need_rgb_refuse_other_band_counts_before_segmenting(tmp_path, pit_scene, n_bands, monkeypatch):
+    from landslide_pipeline.geo.errors import SurveyInputError
+    from landslide_pipeline.geo.tiling import TilingSpec
+    from landslide_pipeline.labelling.tiles import label_survey_objects
+    from landslide_pipeline.surveys import open_survey
+    from landslide_pipeline_tests.conftest import write_raster
+
+    folder = tmp_path / "multi"
+    folder.mkdir()
+    write_raster(folder / "image.tif", np.resize(pit_scene.image[:, :128, :128], (n_bands, 128, 128)))
+    survey = open_survey(folder)
+    index = survey.tile(tmp_path / "tiles", TilingSpec(64))
+    names = [f"band_{i + 1}" for i in range(n_bands)]
+    monkeypatch.setattr("landslide_pipeline.labelling.obia.segment_scene", pytest.fail)  # refused before it
+    with pytest.raises(SurveyInputError, match=rf"image.tif: {n_bands} band\(s\) named {re.escape(str(names))}, "
+                                               r"but the OBIA rules .*obia_rules.toml use features these bands "
+                                               r"cannot give: redness needs red\+green\+blue; vegetation needs "
+                                               r"red\+green\+blue \(ExG\) or nir\+red \(NDVI\)"):
+        label_survey_objects(survey.scene, index, RULES, tmp_path)
+
+
+def test_named_rgb_bands_of_a_four_band_image_pass_the_band_check():
+    from landslide_pipeline.labelling.obia import check_rule_bands
+
+    check_rule_bands(RULES, ("red", "green", "blue", "nir"), "image.tif")

@@ -137,3 +137,26 @@ def test_shipped_survey_examples_parse(tmp_path):
         text = "\n".join(f'source = "{source}"' if line.startswith("source") else line for line in text.splitlines())
         config = load_survey_config(write_config(tmp_path / "raw" / example.stem, text))
         assert config.kind in ("scene", "tiles")
+
+
+def test_data_roots_confine_the_source_folder_when_set(small_survey, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (small_survey / "survey.toml").write_text(f'source = "{elsewhere}"\n')
+    monkeypatch.setenv("LANDSLIDE_DATA_ROOTS", str(small_survey.parent))
+    with pytest.raises(SurveyInputError, match=r"survey.toml: source: folder .*elsewhere lies outside the allowed "
+                                                r"data roots .*LANDSLIDE_DATA_ROOTS"):
+        load_survey_config(small_survey)
+    monkeypatch.setenv("LANDSLIDE_DATA_ROOTS", f"{small_survey.parent}:{tmp_path}")
+    assert load_survey_config(small_survey).source == elsewhere.resolve()
+
+
+def test_data_roots_confine_the_files_a_survey_toml_names(small_survey, tmp_path, monkeypatch):
+    outside = tmp_path / "outside.tif"
+    outside.write_bytes((small_survey / "dem.tif").read_bytes())
+    (small_survey / "survey.toml").write_text('dem = "../../outside.tif"\n')
+    monkeypatch.setenv("LANDSLIDE_DATA_ROOTS", str(small_survey.parent))
+    with pytest.raises(SurveyInputError, match=r"survey.toml: .*outside.tif lies outside the allowed data roots"):
+        open_survey(small_survey)
+    monkeypatch.delenv("LANDSLIDE_DATA_ROOTS")
+    assert open_survey(small_survey).scene.dem.resolve() == outside.resolve()  # unset: anywhere

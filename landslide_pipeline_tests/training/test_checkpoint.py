@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 from landslide_pipeline.metrics.calibration import ProbabilityHistogram
 from landslide_pipeline.nn.segmenter import BandNormalization, NormalizedNetwork, Segmenter
 from landslide_pipeline.training.checkpoint import (
+    ModelFileError,
     ModelInputError,
     ModelSpec,
     fold_ensemble,
@@ -85,3 +87,30 @@ def test_a_fold_ensemble_averages_its_members_at_the_pooled_out_of_fold_threshol
     save_model(tmp_path / "ensemble", ensemble, spec)
     assert read_spec(tmp_path / "ensemble") == spec
     torch.testing.assert_close(load_model(tmp_path / "ensemble")[0](x), ensemble(x))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty", "another model's"])
+def test_unreadable_weights_fail_naming_the_file_the_architecture_and_the_fold(tmp_path, damage):
+    model, spec = fold_model(2, 0.3)
+    save_model(tmp_path, model, spec)
+    weights = tmp_path / "weights.pt"
+    content = weights.read_bytes()
+    if damage == "another model's":
+        torch.save(init_model("unet", 3, 0.125, seed=0).state_dict(), weights)
+    else:
+        damaged = {"truncated": content[:len(content) // 2], "empty": b"",
+                   "random bytes": np.random.default_rng(0).bytes(len(content))}
+        weights.write_bytes(damaged[damage])
+    with pytest.raises(ModelFileError, match=re.escape(f"{weights}: cannot load the weights of the linknet model "
+                                                       "(fold 2)")):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"{", b"[]", b'{"bands": ["red"]}', b"\xff\xfe"],
+                         ids=["truncated", "a list", "missing keys", "not utf-8"])
+def test_an_unreadable_model_description_fails_naming_the_file(tmp_path, content):
+    model, spec = fold_model(0, 0.3)
+    save_model(tmp_path, model, spec)
+    (tmp_path / "model.json").write_bytes(content)
+    with pytest.raises(ModelFileError, match=re.escape(f"{tmp_path / 'model.json'}: not a readable model description")):
+        load_model(tmp_path)

@@ -93,3 +93,31 @@ def test_augmented_tiles_are_normalised_and_terrain_is_not_jittered():
     torch.testing.assert_close(xa[0, 3], normalised[3])  # slope: normalised, never jittered
     assert not torch.allclose(xa[0, :3], normalised[:3])
     assert torch.equal(ya[0], torch.from_numpy(samples.masks[1]))
+
+
+def labelled_survey(root, survey_id: str, bands: int, size: int = 32):
+    """One survey of one tile, as tiling and labelling leave it on disk."""
+    from landslide_pipeline.training.dataset import LabelledSurvey
+    from landslide_pipeline_tests.conftest import write_raster
+
+    (root / survey_id / "tiles" / "image").mkdir(parents=True)
+    (root / survey_id / "masks").mkdir()
+    write_raster(root / survey_id / "tiles" / "image" / "t0.tif", np.zeros((bands, size, size), np.uint8))
+    write_raster(root / survey_id / "masks" / "t0.tif", np.zeros((1, size, size), np.uint8))
+    return LabelledSurvey(root / survey_id / "tiles", root / survey_id / "masks",
+                          pd.DataFrame({"survey_id": [survey_id], "tile_id": ["t0"]}))
+
+
+@pytest.mark.parametrize("second, problem", [
+    ({"bands": 4}, r"survey rgbn has 4 image band\(s\), survey rgb 3: one training set needs one band count"),
+    ({"bands": 3, "size": 64}, "survey rgbn has 64x64 px tiles, survey rgb 32x32 px: tile every survey at one tile "
+                               "size"),
+])
+def test_surveys_of_different_band_counts_or_tile_sizes_make_no_training_set(tmp_path, second, problem):
+    from landslide_pipeline.training.dataset import build_training_set
+
+    surveys = [labelled_survey(tmp_path, "rgb", 3), labelled_survey(tmp_path, "rgbn", **second)]
+    folds = pd.DataFrame({"survey_id": ["rgb", "rgbn"], "tile_id": ["t0", "t0"], "fold": [0, 1]})
+    (tmp_path / "set").mkdir()
+    with pytest.raises(ValueError, match=problem):
+        build_training_set(surveys, folds, use_terrain=False, directory=tmp_path / "set")

@@ -130,6 +130,22 @@ def test_nan_pixels_do_not_poison_training(data):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_scattered_nan_in_one_band_of_float_imagery_far_out_of_range_trains_finite(data):
+    """A float survey in 0..10,200 with NaN in one band at 1 % of pixels: the model's per-band
+    normalisation scales it and fills the NaN (also where augmentation's resampling spreads them)."""
+    images = np.array(data.samples.images) * 10_200.0
+    rng = np.random.default_rng(0)
+    images[:, 1][rng.random(images[:, 1].shape) < 0.01] = np.nan
+    samples = TrainingSet(images, data.samples.masks, data.samples.tiles, data.samples.bands, "float")
+    fold = FoldData(samples, data.train, data.val)
+    model = NormalizedNetwork(fit_normalization(fold), init_model("unet", 3, 0.125, seed=0))
+    assert float(model.normalization.std.min()) > 100  # statistics of the imagery as it is, NaN left out
+    result = train_segmentation(model, fold, TrainingConfig(epochs=3, batch_size=8), CPU)
+    assert all(math.isfinite(r.train_loss) and math.isfinite(r.val_loss) for r in result.history)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert result.best_val_f1 > 0
+
+
 @pytest.mark.parametrize("name", LOSSES)
 def test_every_loss_is_lower_for_the_right_answer(name):
     y = np.zeros((2, 8, 8), dtype=np.uint8)
@@ -210,9 +226,27 @@ class GoesNaN(nn.Module):
         return torch.stack([x[:, 0], x[:, 1]], dim=1) * self.scale * float("nan")
 
 
-def test_a_non_finite_loss_stops_training_and_names_the_tiles(data):
+def test_a_non_finite_loss_stops_training_and_names_the_surveys_and_tiles(data):
     from landslide_pipeline.training.loop import NonFiniteLossError
 
     model = NormalizedNetwork(fit_normalization(data), GoesNaN())
-    with pytest.raises(NonFiniteLossError, match=r"epoch 1: the training loss is nan on a batch of tiles \[\d"):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1: the training loss is nan on a batch of tiles s/t\d+, s/t"):
         train_segmentation(model, data, TrainingConfig(epochs=2, batch_size=8), CPU)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty", "not a checkpoint"])
+def test_a_corrupt_checkpoint_is_set_aside_and_training_starts_from_scratch(data, tmp_path, caplog, damage):
+    checkpoint = tmp_path / "ckpt.pt"
+    torch.save({"model": torch.zeros(1000)}, checkpoint)
+    content = {"truncated": checkpoint.read_bytes()[:500], "random bytes": np.random.default_rng(0).bytes(2000),
+               "empty": b"", "not a checkpoint": checkpoint.read_bytes()}[damage]
+    checkpoint.write_bytes(content)
+    (tmp_path / "ckpt.pt.corrupt").write_bytes(b"an older corrupt checkpoint")
+    with caplog.at_level("WARNING", logger="landslide_pipeline.training.loop"):
+        result = train_segmentation(model_for(data), data, TrainingConfig(epochs=1, batch_size=16), CPU,
+                                    checkpoint=checkpoint)
+    assert (result.resumed_from_epoch, len(result.history)) == (0, 1)
+    assert (tmp_path / "ckpt.pt.corrupt").read_bytes() == content  # only the newest is kept
+    assert f"checkpoint {checkpoint} cannot be read" in caplog.text and "training starts from scratch" in caplog.text
+    assert len(torch.load(checkpoint, weights_only=True)["history"]) == 1  # a fresh, readable checkpoint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt", "ckpt.pt.corrupt"]

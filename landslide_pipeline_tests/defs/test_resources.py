@@ -1,0 +1,58 @@
+"""The MLflow resource: runs of killed training continue or are closed, a lost store stops runs."""
+
+import json
+
+import mlflow
+import pytest
+
+from landslide_pipeline.defs.resources import MlflowTracking
+from landslide_pipeline.model_store import TrackingStoreLostError, check_tracking_store
+
+TAGS = {"architecture": "unet", "fold": "0", "label_source": "manual", "landslide.checkpoint": "set-abc"}
+
+
+@pytest.fixture
+def tracking(tmp_path):
+    return MlflowTracking(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "artifacts"),
+                          data_root=str(tmp_path / "data"))
+
+
+def killed_run(tracking, fold="0"):
+    """A fold run whose process died: MLflow still says RUNNING."""
+    parent = tracking.parent_run_id("group", "cv", TAGS)
+    client = mlflow.MlflowClient()
+    run = client.create_run(tracking.experiment_id(), tags={**TAGS, "fold": fold, "mlflow.parentRunId": parent})
+    client.log_metric(run.info.run_id, "val_f1", 0.4, step=1)
+    return run.info.run_id
+
+
+def test_a_resumed_fold_continues_the_run_of_its_killed_training(tracking):
+    killed = killed_run(tracking)
+    other_fold = killed_run(tracking, fold="1")
+    with tracking.fold_run("group", "cv", "unet-fold0", TAGS, resuming=True) as run:
+        mlflow.log_metric("val_f1", 0.5, step=2)
+    assert run.info.run_id == killed
+    client = mlflow.MlflowClient()
+    assert [m.step for m in client.get_metric_history(killed, "val_f1")] == [1, 2]  # one history
+    assert client.get_run(killed).info.status == "FINISHED"
+    assert client.get_run(other_fold).info.status == "RUNNING"  # another fold's run is not touched
+
+
+def test_a_fresh_start_marks_the_killed_run_killed(tracking):
+    killed = killed_run(tracking)
+    with tracking.fold_run("group", "cv", "unet-fold0", TAGS, resuming=False) as run:
+        pass
+    client = mlflow.MlflowClient()
+    assert run.info.run_id != killed and client.get_run(killed).info.status == "KILLED"
+
+
+def test_models_on_disk_whose_runs_the_store_lacks_stop_every_run(tracking, tmp_path):
+    with mlflow.start_run(experiment_id=tracking.experiment_id()) as run:
+        pass
+    fold = tmp_path / "data" / "models" / "manual" / "unet" / "fold_0"
+    fold.mkdir(parents=True)
+    (fold / "model.json").write_text(json.dumps({"mlflow_run_id": run.info.run_id, "members": []}))
+    assert check_tracking_store(tmp_path / "data" / "models", tracking.tracking_uri) == 1
+    (fold / "model.json").write_text(json.dumps({"mlflow_run_id": "0" * 32, "members": []}))
+    with pytest.raises(TrackingStoreLostError, match=r"tracking store reset or lost: 1 of the 1 .*fold_0.*reregister"):
+        check_tracking_store(tmp_path / "data" / "models", tracking.tracking_uri)
