@@ -81,6 +81,7 @@ def child(path: Path, args: argparse.Namespace, kind: str) -> dict:
     and peak RSS."""
     import torch
 
+    from landslide_pipeline.geo.scene import SceneFiles
     from landslide_pipeline.mapping import PredictionSpec, predict_scene
     from landslide_pipeline.mapping.predict import batch_size as batch_size_for
     from landslide_pipeline.nn import create_model
@@ -100,7 +101,7 @@ def child(path: Path, args: argparse.Namespace, kind: str) -> dict:
     try:
         spec = PredictionSpec(window=window, overlap=overlap, batch_size=batch_size)
         start = time.perf_counter()
-        report = predict_scene(path, model, ["red", "green", "blue"], out / "probability.tif", out / "mask.tif",
+        report = predict_scene(SceneFiles((path,)), model, ["red", "green", "blue"], out / "probability.tif", out / "mask.tif",
                                spec=spec, device=device)
         seconds = time.perf_counter() - start
     finally:

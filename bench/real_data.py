@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from landslide_pipeline.defs.runner import run_chain
     from landslide_pipeline.demo import ensure_dagster_home
     from landslide_pipeline.layout import MAP_FACTS, REPORT_SUMMARY, DataLayout
-    from landslide_pipeline.settings import PipelineSettings
+    from landslide_pipeline.settings import PipelineSettings, StorageSettings
     from landslide_pipeline.training.evaluate import (
         ENSEMBLE,
         fold_rows,
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     layout = DataLayout(work / "data")
     surveys = write_surveys(layout.raw, args.preset)
     (work / "mlruns").mkdir(parents=True, exist_ok=True)
-    defs = build_definitions(settings, str(layout.root), f"sqlite:///{work}/mlruns/mlflow.db",
-                             str(work / "mlruns" / "artifacts"))
+    defs = build_definitions(settings, StorageSettings(str(layout.root), f"sqlite:///{work}/mlruns/mlflow.db",
+                                                       str(work / "mlruns" / "artifacts")))
     overrides = {k: v for k, v in {"epochs": args.epochs, "width": args.width, "loss": args.loss,
                                    "draws": args.draws}.items() if v is not None}
     config = {

@@ -99,6 +99,7 @@ def killed_mid_write(root: Path) -> Outcome:
     while time.monotonic() < deadline and not any(".tmp-" in p.name for p in staging.iterdir()):
         time.sleep(0.05)
     time.sleep(0.5)  # well into writing tiles
+    assert child.pid is not None  # started above
     os.kill(child.pid, signal.SIGKILL)
     child.join()
     intact = _snapshot(layout.tiles(SURVEY)) == before

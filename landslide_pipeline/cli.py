@@ -47,6 +47,8 @@ from landslide_pipeline.training.evaluate import LabelledTile, score_tiles
 from landslide_pipeline.training.features import input_scaling, tile_features
 from landslide_pipeline.training.loop import pick_device
 
+#: What ``landslide train`` trains unless told otherwise: the architecture the cpu profile was chosen for.
+DEFAULT_TRAINED = "linknet"
 #: The keys of the JSON line ``landslide evaluate`` ends with, in order.
 EVALUATE_KEYS = ("model", "n_tiles", "precision", "recall", "f1", "iou", "kappa", "threshold")
 
@@ -116,7 +118,9 @@ def train(args: argparse.Namespace) -> int:
     from landslide_pipeline.demo import run_project  # imports Dagster: only for this command
 
     overrides = {k: v for k, v in {"epochs": args.epochs}.items() if v is not None}
-    run_project(root, list(args.surveys), {"trained_model": {"profile": args.profile, **overrides}})
+    architectures = [a.strip() for a in (args.architectures or DEFAULT_TRAINED).split(",") if a.strip()]
+    run_project(root, list(args.surveys), {"trained_model": {"profile": args.profile, **overrides}},
+                train={a: {} for a in architectures})
     return 0
 
 
@@ -130,8 +134,10 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--profile", default="cpu", choices=["cpu", "paper-a", "paper-b"])
     command.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     command.add_argument("--folds", type=int, default=None, help="default: $LANDSLIDE_FOLDS, else 5")
-    command.add_argument("--architectures", default=None, help="comma-separated (default: $LANDSLIDE_ARCHITECTURES, "
-                                                                "else linknet)")
+    command.add_argument("--architectures", default=None, help="comma-separated architectures to train (default: "
+                                                                f"{DEFAULT_TRAINED}, the cpu profile's choice; the "
+                                                                "others stay partitions to train in the UI); "
+                                                                "they become the model partitions")
     command.set_defaults(run=train)
     command = commands.add_parser("evaluate", help="score a model on labelled tiles",
                                   description=__doc__.split("\n\n")[2])

@@ -78,6 +78,7 @@ LABEL_SOURCE_TABLE = "label_sources.parquet"
 EXPERIMENT_TABLE = "table.parquet"
 REPORT = "report.md"
 REPORT_SUMMARY = "summary.csv"
+IMPROVEMENT_TABLE = "improvement.csv"  # training-size study: one architecture's relative change over another
 ARCHITECTURES_REPORT = "architectures"  # the folder of the architecture comparison under reports/
 # Maps and changes.
 MAP_PROBABILITY = "probability.tif"

@@ -8,8 +8,9 @@ Storage locations (the data folder, the MLflow stores) are declared here once to
 resources, the demo and the ``landslide`` CLI agree on them.
 
 Environment variables:
-    LANDSLIDE_ARCHITECTURES: comma-separated registry names (default ``linknet``, the architecture
-        the ``cpu`` training profile was chosen for).
+    LANDSLIDE_ARCHITECTURES: comma-separated registry names, one model partition each (default
+        all four: ``linknet,unet,resunet,fcn``); what is trained is chosen per run, and evaluation
+        takes the architectures whose every fold has been trained.
     LANDSLIDE_FOLDS: number of cross-validation folds, at least 2 (default 5).
     LANDSLIDE_DATA: the data folder (default ``data``).
     MLFLOW_TRACKING_URI: MLflow's runs and registry (default ``sqlite:///mlruns/mlflow.db``).
@@ -26,8 +27,9 @@ from pathlib import Path
 
 #: The environment variables read here: name -> (default, meaning).
 ENVIRONMENT: dict[str, tuple[str, str]] = {
-    "LANDSLIDE_ARCHITECTURES": ("linknet", "comma-separated architectures, one model partition each: "
-                                           "unet, resunet, fcn, linknet (linknet: the cpu profile's choice)"),
+    "LANDSLIDE_ARCHITECTURES": ("linknet,unet,resunet,fcn", "comma-separated architectures, one model partition "
+                                "each: linknet, unet, resunet, fcn, unet-3x3 (study B's 34.5 M U-Net); training a "
+                                "subset is normal, evaluation takes what has been trained"),
     "LANDSLIDE_FOLDS": ("5", "k of the k-fold cross-validation (at least 2)"),
     "LANDSLIDE_DATA": ("data", "the data folder: raw surveys and every output (relative: to the working directory)"),
     "MLFLOW_TRACKING_URI": ("sqlite:///mlruns/mlflow.db", "MLflow's store of runs and registered models"),
@@ -45,7 +47,7 @@ def _env(name: str) -> str:
 class PipelineSettings:
     """Settings that define the asset graph's partitions."""
 
-    architectures: tuple[str, ...] = ("linknet",)
+    architectures: tuple[str, ...] = ("linknet", "unet", "resunet", "fcn")
     n_folds: int = 5
 
     def __post_init__(self) -> None:

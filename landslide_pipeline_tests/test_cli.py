@@ -117,13 +117,18 @@ def test_scores_a_model_on_all_of_landslide4sense_validation(tmp_path, capsys):
 def test_train_runs_the_chain_on_the_named_surveys_with_the_profile(tmp_path, monkeypatch):
     calls = []
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("landslide_pipeline.demo.run_project", lambda root, surveys, config: calls.append(
-        (root, surveys, config, os.environ["LANDSLIDE_FOLDS"], os.environ["LANDSLIDE_ARCHITECTURES"])))
+    monkeypatch.setattr("landslide_pipeline.demo.run_project", lambda root, surveys, config, train: calls.append(
+        (root, surveys, config, train, os.environ["LANDSLIDE_FOLDS"], os.environ["LANDSLIDE_ARCHITECTURES"])))
     monkeypatch.setenv("LANDSLIDE_FOLDS", "5")
     monkeypatch.setenv("LANDSLIDE_ARCHITECTURES", "linknet")
     (tmp_path / "data" / "raw" / "pit_2024").mkdir(parents=True)
-    assert main(["train", "pit_2024", "--epochs", "12", "--folds", "3", "--architectures", "unet"]) == 0
-    assert calls == [(tmp_path, ["pit_2024"], {"trained_model": {"profile": "cpu", "epochs": 12}}, "3", "unet")]
+    assert main(["train", "pit_2024", "--epochs", "12", "--folds", "3", "--architectures", "unet,fcn"]) == 0
+    assert calls == [(tmp_path, ["pit_2024"], {"trained_model": {"profile": "cpu", "epochs": 12}},
+                      {"unet": {}, "fcn": {}}, "3", "unet,fcn")]
+    monkeypatch.setenv("LANDSLIDE_ARCHITECTURES", "linknet,unet,resunet,fcn")
+    monkeypatch.setenv("LANDSLIDE_FOLDS", "5")
+    assert main(["train", "pit_2024"]) == 0  # by default LinkNet, the cpu profile's choice; partitions unchanged
+    assert calls[-1][3:] == ({"linknet": {}}, "5", "linknet,unet,resunet,fcn")
 
 
 def test_train_names_survey_folders_that_are_missing(tmp_path, monkeypatch, capsys):

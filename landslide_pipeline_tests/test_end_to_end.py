@@ -26,16 +26,18 @@ def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     layout = DataLayout(root / "data")
     generate_survey(layout.raw_survey(SURVEY), SyntheticSurveySpec(size_px=512, n_landslides=6, seed=11))
-    settings = PipelineSettings(architectures=("unet",), n_folds=2)
+    # Three architectures are partitions, two are trained: evaluation takes what has been trained.
+    settings = PipelineSettings(architectures=("unet", "linknet", "fcn"), n_folds=2)
     tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
     defs = build_definitions(settings, StorageSettings(str(layout.root), tracking_uri, str(root / "mlruns" / "artifacts")))
     instance = DagsterInstance.ephemeral()
     results = run_chain(defs, settings, instance, [SURVEY],
                         {"survey_tiles": {"tile_size": 64},
                          "trained_model": {"epochs": 8, "batch_size": 16, "width": 0.125, "warmup_epochs": 1, "draws": 4},
-                         "band_comparison": {"epochs": 6, "batch_size": 16, "loss": "weighted_ce"},
+                         "band_comparison": {"epochs": 6, "batch_size": 16, "loss": "weighted_ce",
+                                             "architectures": ["unet"]},
                          "training_size_study": {"epochs": 6, "batch_size": 16, "sizes": [5, 20]}},
-                        label_experiment=True, experiments=True)
+                        label_experiment=True, experiments=True, train={"unet": {}, "linknet": {"epochs": 4}})
     return dict(layout=layout, results=results, instance=instance, tracking_uri=tracking_uri, settings=settings)
 
 
@@ -51,9 +53,11 @@ def test_every_asset_is_materialized(chain):
 def test_evaluation_table_is_valid_and_its_blocking_check_passed(chain):
     table = read_evaluation_table(chain["layout"])
     EvaluationTable.validate(table, lazy=True)
-    assert sorted(zip(table["kind"], table["split"], table["fold"])) == [
-        ("ensemble", "test", -1), ("fold", "test", 0), ("fold", "test", 1), ("fold", "validation", 0),
-        ("fold", "validation", 1)]
+    for architecture in ("unet", "linknet"):
+        rows = table[table["architecture"] == architecture]
+        assert sorted(zip(rows["kind"], rows["split"], rows["fold"])) == [
+            ("ensemble", "test", -1), ("fold", "test", 0), ("fold", "test", 1), ("fold", "validation", 0),
+            ("fold", "validation", 1)]
     ensemble = table[table["kind"] == "ensemble"].iloc[0]
     assert ensemble["members"] == 2 and 0 < ensemble["threshold"] < 1
     evaluation_run = next(r for r in chain["results"] if r.dagster_run.job_name == "evaluate_models")
@@ -91,13 +95,14 @@ def test_mlflow_holds_a_child_run_per_fold_with_dagster_tags_and_a_model(chain):
     mlflow.set_tracking_uri(chain["tracking_uri"])
     runs = mlflow.search_runs(experiment_names=["landslide-pipeline"], output_format="pandas")
     children = runs[runs["tags.mlflow.parentRunId"].notna() & (runs["tags.label_source"] == "manual")
-                    & (runs["tags.dagster.asset_key"] == "trained_model")]
+                    & (runs["tags.dagster.asset_key"] == "trained_model") & (runs["tags.architecture"] == "unet")]
     assert sorted(children["params.fold"].astype(int)) == [0, 1]
     assert children["tags.dagster.run_id"].notna().all()
     assert set(children["tags.dagster.asset_key"]) == {"trained_model"}
     assert set(children["tags.dagster.partition"]) == {"unet|0", "unet|1"}
     assert children["tags.mlflow.parentRunId"].nunique() == 1
-    obia_children = runs[runs["tags.mlflow.parentRunId"].notna() & (runs["tags.label_source"] == "obia")]
+    obia_children = runs[runs["tags.mlflow.parentRunId"].notna() & (runs["tags.label_source"] == "obia")
+                         & (runs["tags.architecture"] == "unet")]
     assert set(obia_children["tags.dagster.asset_key"]) == {"obia_trained_model"}
     assert obia_children["tags.mlflow.parentRunId"].nunique() == 1
     assert set(obia_children["tags.mlflow.parentRunId"]).isdisjoint(children["tags.mlflow.parentRunId"])
@@ -106,6 +111,7 @@ def test_mlflow_holds_a_child_run_per_fold_with_dagster_tags_and_a_model(chain):
     history = mlflow.MlflowClient().get_metric_history(children["run_id"].iloc[0], "val_f1")
     assert [m.step for m in history] == list(range(1, 9))
     table = read_evaluation_table(chain["layout"])
+    table = table[table["architecture"] == "unet"]
     assert set(table.loc[table["kind"] == "fold", "mlflow_run_id"]) == set(children["run_id"])
     ensemble = runs[runs["run_id"] == table.loc[table["kind"] == "ensemble", "mlflow_run_id"].iloc[0]].iloc[0]
     assert ensemble["tags.mlflow.parentRunId"] == parent["run_id"]  # beside its folds in the cross-validation
@@ -115,6 +121,7 @@ def test_the_fold_ensemble_is_the_champion_and_reloads_for_any_window_size(chain
     mlflow.set_tracking_uri(chain["tracking_uri"])
     table = read_evaluation_table(chain["layout"])
     version = mlflow.MlflowClient().get_model_version_by_alias("landslide-segmenter", "champion")
+    table = table[table["architecture"] == version.tags["architecture"]]
     assert version.run_id == table.loc[table["kind"] == "ensemble", "mlflow_run_id"].iloc[0]
     assert version.tags["kind"] == "ensemble" and "landslide where probability >" in version.description
     model = mlflow.pytorch.load_model("models:/landslide-segmenter@champion")
@@ -156,10 +163,11 @@ def test_label_source_comparison_scores_both_sources_on_the_same_tiles(chain):
     assert comparison_run.dagster_run.job_name == "compare_label_sources"
     assert [c.passed for c in comparison_run.get_asset_check_evaluations()] == [True]
     summary = pd.read_csv(chain["layout"].comparison / "summary.csv")
-    row = summary[summary["split"] == "test"].iloc[0]
+    assert set(summary["architecture"]) == {"unet", "linknet"}
+    row = summary[(summary["split"] == "test") & (summary["architecture"] == "unet")].iloc[0]
     assert row["f1_change"] == pytest.approx((row["f1_obia"] - row["f1_manual"]) / row["f1_manual"])
     # Object-oriented labels of the synthetic pit are good (F1 ~0.9 against the truth): models trained
-    # on them must also find landslides.
+    # on them must also find landslides (U-Net, trained 8 epochs here; LinkNet only 4).
     assert row["f1_obia"] > 0.3
 
 
@@ -218,8 +226,12 @@ def test_band_and_training_size_experiments_write_valid_tables_and_reports(chain
     ExperimentTable.validate(sizes, lazy=True)
     tiles = sizes.groupby("variant")["train_tiles"].max()
     assert tiles["5 tiles"] == 5 and 5 < tiles["20 tiles"] <= 20
-    for folder, plot in (("band_comparison", "bands_test.png"), ("training_size_study", "training_size_test.png")):
+    for folder, plot in (("band_comparison", "bands_test.png"), ("training_size_study", "training_size_test.png"),
+                         ("training_size_study", "improvement_test.png")):
         assert f"({plot})" in (reports / folder / "report.md").read_text()
+    assert set(bands["architecture"]) == {"unet"} and set(sizes["architecture"]) == {"unet", "linknet"}
+    improvement = pd.read_csv(reports / "training_size_study" / "improvement.csv")  # study B, Fig. 9
+    assert set(improvement["candidate"]) == {"linknet"} and sorted(set(improvement["train_tiles"])) == [5, 20]
     experiments_run = chain["results"][-1]
     assert experiments_run.dagster_run.job_name == "run_experiments"
     assert sorted(c.check_name for c in experiments_run.get_asset_check_evaluations() if c.passed) == [
@@ -248,7 +260,6 @@ def test_a_lost_tracking_store_stops_runs_until_the_models_are_re_registered(cha
     import shutil
 
     from landslide_pipeline.cli import main
-    from landslide_pipeline.defs.jobs import EVALUATE
     from landslide_pipeline.model_store import check_tracking_store
 
     project = tmp_path / "project"
@@ -257,15 +268,43 @@ def test_a_lost_tracking_store_stops_runs_until_the_models_are_re_registered(cha
     tracking_uri = f"sqlite:///{project}/mlruns/mlflow.db"
     storage = StorageSettings(str(project / "data"), tracking_uri, str(project / "mlruns" / "artifacts"))
     defs = build_definitions(chain["settings"], storage)
-    job = defs.resolve_job_def(EVALUATE)
-    lost = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    job = defs.resolve_implicit_global_asset_job_def()
+    selection = [AssetKey("evaluation_table"), AssetKey("champion_model")]  # what names the runs
+    lost = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False, asset_selection=selection)
     assert not lost.success
     failure = next(e for e in lost.all_events if e.is_failure)
     assert "tracking store reset or lost" in str(failure.event_specific_data.error)
     assert main(["reregister", "--data", str(project / "data"), "--tracking-uri", tracking_uri]) == 0
     assert "re-registered" in capsys.readouterr().out
     assert check_tracking_store(DataLayout(project / "data").models, tracking_uri) > 0
-    recovered = job.execute_in_process(instance=DagsterInstance.ephemeral())
+    recovered = job.execute_in_process(instance=DagsterInstance.ephemeral(), asset_selection=selection)
     assert recovered.success
     client = mlflow.MlflowClient(tracking_uri)
     assert client.get_model_version_by_alias("landslide-segmenter", "champion").run_id
+
+
+def test_the_trained_architectures_are_evaluated_and_compared_and_the_untrained_one_left_out(chain):
+    table = read_evaluation_table(chain["layout"])
+    assert set(table["architecture"]) == {"unet", "linknet"}  # fcn is a partition nobody trained
+    assert set(table.loc[table["kind"] == "ensemble", "architecture"]) == {"unet", "linknet"}
+    summary = pd.read_csv(chain["layout"].report("architectures") / "summary.csv")
+    assert set(summary["architecture"]) == {"unet", "linknet"}
+    evaluation_run = next(r for r in chain["results"] if r.dagster_run.job_name == "evaluate_models")
+    assert all(c.passed for c in evaluation_run.get_asset_check_evaluations())
+
+
+def test_the_registry_holds_a_challenger_and_runs_hold_test_and_cross_validation_scores(chain):
+    client = mlflow.MlflowClient(chain["tracking_uri"])
+    champion = client.get_model_version_by_alias("landslide-segmenter", "champion")
+    challenger = client.get_model_version_by_alias("landslide-segmenter", "challenger")
+    assert {champion.tags["architecture"], challenger.tags["architecture"]} == {"unet", "linknet"}
+    assert float(champion.tags["cv_f1"]) >= float(challenger.tags["cv_f1"])
+    table = read_evaluation_table(chain["layout"])
+    fold = table[(table["kind"] == "fold") & (table["split"] == "test")].iloc[0]
+    run = client.get_run(fold["mlflow_run_id"])
+    assert run.data.metrics["test_f1"] == pytest.approx(fold["f1"])
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    folds = table[(table["kind"] == "fold") & (table["split"] == "validation")
+                  & (table["architecture"] == fold["architecture"])]
+    assert parent.data.metrics["validation_f1_mean"] == pytest.approx(folds["f1"].mean())
+    assert {"cv_f1", "test_f1_std", "validation_kappa_mean"} <= set(parent.data.metrics)

@@ -22,8 +22,8 @@ from pydantic import Field
 
 from landslide_pipeline.defs.checks import schema_failures
 from landslide_pipeline.defs.publish import publish_report
-from landslide_pipeline.defs.resources import DataStore, MlflowTracking
-from landslide_pipeline.layout import LabelSource, csv_twin
+from landslide_pipeline.defs.resources import CHALLENGER_ALIAS, CHAMPION_ALIAS, DataStore, MlflowTracking
+from landslide_pipeline.layout import DataLayout, LabelSource, csv_twin
 from landslide_pipeline.model_store import model_metadata
 from landslide_pipeline.reports.experiments import ExperimentReport, write_comparison_report
 from landslide_pipeline.reports.markdown import MlflowLinks
@@ -43,20 +43,50 @@ from landslide_pipeline.training.evaluate import (
     fold_model_dirs,
     obia_training_set,
     pick_champion,
+    rank_architectures,
     read_evaluation_table,
     summarise_by_architecture,
+    trained_architectures,
 )
 
 
-def schema_check(table: pd.DataFrame, settings: PipelineSettings, sources: list[str]) -> AssetCheckResult:
-    """The pandera EvaluationTable schema, and a validation row per source x architecture x fold."""
+def schema_check(table: pd.DataFrame, settings: PipelineSettings, layout: DataLayout,
+                 sources: list[str]) -> AssetCheckResult:
+    """The pandera EvaluationTable schema, and a validation row per source x trained architecture x fold."""
     if (failed := schema_failures(EvaluationTable, table)) is not None:
         return failed
-    expected = {(s, a, f) for s in sources for a in settings.architectures for f in range(settings.n_folds)}
+    trained, _ = trained_architectures(layout, sources, settings.architectures, settings.n_folds)
+    expected = {(s, a, f) for s in sources for a in trained for f in range(settings.n_folds)}
     validation = table[(table["split"] == "validation") & (table["kind"] == FOLD)]
     missing = expected - set(zip(validation["label_source"], validation["architecture"], validation["fold"]))
     return AssetCheckResult(passed=not missing, metadata={
         "rows": len(table), "missing": ", ".join(f"{s}:{a}|{f}" for s, a, f in sorted(missing)) or "none"})
+
+
+def _trained(context: AssetExecutionContext, layout: DataLayout, sources: list[str],
+             settings: PipelineSettings) -> list[str]:
+    """The configured architectures with every fold trained; logs the ones left out and why."""
+    architectures, missing = trained_architectures(layout, sources, settings.architectures, settings.n_folds)
+    for architecture, absent in missing.items():
+        context.log.warning(f"{architecture} left out: no model for {', '.join(absent)}")
+    return architectures
+
+
+def _register(context: AssetExecutionContext, layout: DataLayout, mlflow_tracking: MlflowTracking,
+              best: dict, alias: str) -> tuple[dict[str, str], str, str]:
+    """Registers the model of an evaluation-table row under ``alias``: (tags, version, URI)."""
+    tags = {"architecture": best["architecture"], "kind": best["kind"], "fold": str(best["fold"]),
+            "split_of_f1": best["split"], "f1": f"{best['f1']:.4f}", "kappa": f"{best['kappa']:.4f}",
+            "threshold": f"{best['threshold']:.3f}", "cv_f1": f"{best['cv_f1']:.4f}",
+            "label_source": best["label_source"], "dagster.run_id": context.run.run_id}
+    model_dir = (layout.ensemble(best["label_source"], best["architecture"]) if best["kind"] == ENSEMBLE
+                 else layout.model(best["label_source"], best["architecture"], int(best["fold"])))
+    description = "\n".join(f"{k}: {v}" for k, v in model_metadata(read_spec(model_dir)).items()
+                            if k in ("input", "output", "decision"))
+    version, uri = mlflow_tracking.register_champion(best["mlflow_run_id"], tags, description, alias)
+    context.log.info(f"{alias}: {best['architecture']} {best['kind']} (fold {best['fold']}, {best['split']} F1 "
+                     f"{best['f1']:.3f}, cross-validated F1 {best['cv_f1']:.3f}) -> {uri} v{version}")
+    return tags, version, uri
 
 
 class EnsembleConfig(Config):
@@ -85,7 +115,8 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         models and logged to MLflow as a run of the cross-validation."""
         layout = data_store.layout
         facts = {}
-        for architecture in settings.architectures:
+        architectures = _trained(context, layout, [LabelSource.MANUAL], settings)
+        for architecture in architectures:
             dirs = fold_model_dirs(layout, LabelSource.MANUAL, architecture, settings.n_folds)
             model, spec, pooled = fold_ensemble(dirs, config.flips)
             tags = {"dagster.run_id": context.run.run_id, "architecture": architecture, "label_source": LabelSource.MANUAL,
@@ -108,18 +139,22 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
 
     @asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=["trained_model", fold_ensembles, "training_set"],
            code_version="2")
-    def evaluation_table(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
+    def evaluation_table(context: AssetExecutionContext, data_store: DataStore,
+                         mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """Precision, recall, F1, IoU, accuracy and kappa of the landslide class per architecture x
         fold x split at each model's calibrated threshold (and arg-max F1 beside it): each fold
         model on its fold's validation tiles and on the held-out test tiles, each fold ensemble on
-        the test tiles, from confusion counts summed over all pixels of the split."""
+        the test tiles, from confusion counts summed over all pixels of the split. Each fold run
+        gets its test-split scores in MLflow, each cross-validation's parent run the mean and std
+        over folds and the cross-validated F1."""
         layout = data_store.layout
         samples = TrainingSet.load(layout.training_set(LabelSource.MANUAL))
-        table = evaluate_models(layout, [LabelSource.MANUAL], settings.architectures, settings.n_folds, samples,
-                                ensembles=True)
+        architectures = _trained(context, layout, [LabelSource.MANUAL], settings)
+        table = evaluate_models(layout, [LabelSource.MANUAL], architectures, settings.n_folds, samples, ensembles=True)
         with atomic_directory(layout.evaluation) as staging:
             table.to_parquet(staging / layout.evaluation_table.name, index=False)
             table.to_csv(staging / csv_twin(layout.evaluation_table.name), index=False)
+        mlflow_tracking.log_evaluation(table)
         summary = summarise_by_architecture(table)
         context.log.info("evaluation per architecture (mean over folds):\n" + summary.to_string(index=False))
         return MaterializeResult(metadata={
@@ -135,29 +170,25 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
     @asset_check(asset=evaluation_table, blocking=True,
                  description="pandera EvaluationTable schema, and one row per configured architecture x fold")
     def evaluation_table_schema(data_store: DataStore) -> AssetCheckResult:
-        return schema_check(read_evaluation_table(data_store.layout), settings, [LabelSource.MANUAL])
+        return schema_check(read_evaluation_table(data_store.layout), settings, data_store.layout, [LabelSource.MANUAL])
 
     @asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation_table], code_version="2")
     def champion_model(context: AssetExecutionContext, config: ChampionConfig, data_store: DataStore,
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """The champion, chosen on validation only: the architecture with the best cross-validated
-        F1, as its fold ensemble (or, with ``kind: single``, its best fold model), registered in
-        MLflow and given the alias ``champion``: load it with ``models:/landslide-segmenter@champion``."""
+        F1 (the F1 of its pooled out-of-fold predictions, not the best of folds scored on different
+        tiles), as its fold ensemble (or, with ``kind: single``, its best fold model), registered in
+        MLflow and given the alias ``champion``: load it with ``models:/landslide-segmenter@champion``.
+        With two or more architectures the second-best one's is registered too, alias ``challenger``."""
         layout = data_store.layout
         table = read_evaluation_table(layout)
-        best = pick_champion(table, config.kind)
-        tags = {"architecture": best["architecture"], "kind": best["kind"], "fold": str(best["fold"]),
-                "split_of_f1": best["split"], "f1": f"{best['f1']:.4f}", "kappa": f"{best['kappa']:.4f}",
-                "threshold": f"{best['threshold']:.3f}", "cv_f1": f"{best['cv_f1']:.4f}",
-                "label_source": best["label_source"], "dagster.run_id": context.run.run_id}
-        model_dir = (layout.ensemble(LabelSource.MANUAL, best["architecture"]) if best["kind"] == ENSEMBLE
-                     else layout.model(LabelSource.MANUAL, best["architecture"], int(best["fold"])))
-        description = "\n".join(f"{k}: {v}" for k, v in model_metadata(read_spec(model_dir)).items()
-                                if k in ("input", "output", "decision"))
-        version, uri = mlflow_tracking.register_champion(best["mlflow_run_id"], tags, description)
-        context.log.info(f"champion: {best['architecture']} {best['kind']} (fold {best['fold']}, {best['split']} F1 "
-                         f"{best['f1']:.3f}, cross-validated F1 {best['cv_f1']:.3f}) -> {uri} v{version}")
-        return MaterializeResult(metadata={**tags, "version": version, "model_uri": uri})
+        tags, version, uri = _register(context, layout, mlflow_tracking, pick_champion(table, config.kind), CHAMPION_ALIAS)
+        challenger = {}
+        if len(rank_architectures(table)) > 1:
+            _, number, _ = _register(context, layout, mlflow_tracking, pick_champion(table, config.kind, place=1),
+                                     CHALLENGER_ALIAS)
+            challenger = {"challenger_version": number}
+        return MaterializeResult(metadata={**tags, "version": version, "model_uri": uri, **challenger})
 
     @asset(group_name="evaluation", kinds={"pandas", "parquet"},
            deps=["trained_model", "obia_trained_model", "obia_training_set"], code_version="2")
@@ -170,10 +201,11 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         object-oriented labels' relative change of each score."""
         layout = data_store.layout
         samples = obia_training_set(layout)
-        table = evaluate_models(layout, LabelSource.ALL, settings.architectures, settings.n_folds, samples)
+        architectures = _trained(context, layout, list(LabelSource.ALL), settings)
+        table = evaluate_models(layout, LabelSource.ALL, architectures, settings.n_folds, samples)
         summary = compare_label_sources(table, LabelSource.MANUAL, LabelSource.OBIA)
-        models = best_fold_models(table, layout, LabelSource.ALL, settings.architectures)
-        config = {"architectures": list(settings.architectures), "folds": settings.n_folds,
+        models = best_fold_models(table, layout, LabelSource.ALL, architectures)
+        config = {"architectures": architectures, "folds": settings.n_folds,
                   "reference": LabelSource.MANUAL, "obia_training_set_id": samples.set_id}
 
         def write(staging: Path, links: MlflowLinks) -> ExperimentReport:
@@ -196,7 +228,8 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
     @asset_check(asset=label_source_comparison, blocking=True,
                  description="pandera EvaluationTable schema, and a row per label source x architecture x fold")
     def label_source_comparison_schema(data_store: DataStore) -> AssetCheckResult:
-        return schema_check(pd.read_parquet(data_store.layout.label_source_table), settings, list(LabelSource.ALL))
+        return schema_check(pd.read_parquet(data_store.layout.label_source_table), settings, data_store.layout,
+                            list(LabelSource.ALL))
 
     return [fold_ensembles, evaluation_table, evaluation_table_schema, champion_model, label_source_comparison,
             label_source_comparison_schema]

@@ -49,6 +49,8 @@ class ExperimentConfig(Config):
     batch_size: int | None = Field(None, description="Tiles per optimiser step (default: the profile's).")
     loss: str | None = Field(None, description="ce, weighted_ce, dice, focal or ce_dice (default: the profile's).")
     sizes: list[int] = Field([100, 200, 300, 400], description="Training-set sizes in original tiles (size study).")
+    architectures: list[str] = Field(["unet", "linknet"], description="Architectures to compare (study B's pair by "
+                                                                      "default; any registry names).")
     band_sets: dict[str, list[str]] | None = Field(
         None, description="Band study: named band subsets to compare, e.g. {'rgb': ['band_4', 'band_3', 'band_2'], "
                           "'rgb+terrain': [..., 'band_13', 'band_14']}; default image bands vs image + terrain.")
@@ -58,14 +60,14 @@ def _run(context: AssetExecutionContext, config: ExperimentConfig, settings: Pip
          variants: list[Variant]) -> pd.DataFrame:
     profile = resolve_profile(config.profile, width=config.width, epochs=config.epochs, batch_size=config.batch_size,
                               loss=config.loss)
-    total = len(variants) * len(settings.architectures) * settings.n_folds
+    total = len(variants) * len(config.architectures) * settings.n_folds
     done: list[int] = []
 
     def on_model(variant: Variant, architecture: str, fold: int) -> None:
         done.append(1)
         context.log.info(f"model {len(done)}/{total}: {variant.name}, {architecture}, fold {fold}")
 
-    rows = run_variant_experiment(samples, variants, settings.architectures, settings.n_folds, profile.width,
+    rows = run_variant_experiment(samples, variants, config.architectures, settings.n_folds, profile.width,
                                   profile.training, pick_device(), on_model)
     return pd.DataFrame(rows)
 
@@ -87,8 +89,8 @@ def _experiment_asset(settings: PipelineSettings, name: str, description: str,
         layout = data_store.layout
         samples = TrainingSet.load(layout.training_set(LabelSource.MANUAL))
         table = _run(context, config, settings, samples, variants(samples, config))
-        run_config = {**config.model_dump(exclude_none=True), "architectures": list(settings.architectures),
-                      "folds": settings.n_folds, "training_set_id": samples.set_id}
+        run_config = {**config.model_dump(exclude_none=True), "folds": settings.n_folds,
+                      "training_set_id": samples.set_id}
 
         def write_all(staging: Path, links: MlflowLinks) -> ExperimentReport:
             table.to_parquet(staging / EXPERIMENT_TABLE, index=False)

@@ -23,15 +23,16 @@ def build_report_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
            code_version="1")
     def architecture_comparison(context: AssetExecutionContext, data_store: DataStore,
                                 mlflow_tracking: MlflowTracking) -> MaterializeResult:
-        """FCN / U-Net / Res-U-Net / LinkNet (whichever are configured) side by side: scores per split
+        """FCN / U-Net / Res-U-Net / LinkNet (whichever have been trained and scored) side by side: scores per split
         (mean and std over folds), parameter count and training time per fold, a panel of test tiles
         predicted by each architecture's best fold model, as a Markdown report in
         ``data/reports/architectures/`` and an MLflow run."""
         layout = data_store.layout
         table = pd.read_parquet(layout.evaluation_table)
         samples = TrainingSet.load(layout.training_set(LabelSource.MANUAL))
-        models = {a: layout.model(LabelSource.MANUAL, a, best_fold(table, a)) for a in settings.architectures}
-        config = {"architectures": list(settings.architectures), "folds": settings.n_folds,
+        architectures = list(dict.fromkeys(table["architecture"]))  # what evaluation_table scored
+        models = {a: layout.model(LabelSource.MANUAL, a, best_fold(table, a)) for a in architectures}
+        config = {"architectures": architectures, "folds": settings.n_folds,
                   "bands": samples.bands, "training_set_id": samples.set_id}
         published = publish_report(
             context, mlflow_tracking, layout.report(ARCHITECTURES_REPORT), ARCHITECTURES_REPORT,
@@ -46,7 +47,8 @@ def build_report_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
         summary = pd.read_csv(data_store.layout.report(ARCHITECTURES_REPORT) / REPORT_SUMMARY)
         if (failed := schema_failures(ArchitectureSummary, summary)) is not None:
             return failed
-        missing = set(settings.architectures) - set(summary["architecture"])
+        scored = pd.read_parquet(data_store.layout.evaluation_table)["architecture"]
+        missing = set(scored) - set(summary["architecture"])
         return AssetCheckResult(passed=not missing, metadata={"missing": ", ".join(sorted(missing)) or "none"})
 
     return [architecture_comparison, architecture_comparison_schema]

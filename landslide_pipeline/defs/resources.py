@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
@@ -21,9 +22,12 @@ from landslide_pipeline.model_store import (
 from landslide_pipeline.nn.segmenter import Segmenter
 from landslide_pipeline.settings import StorageSettings
 from landslide_pipeline.training.checkpoint import ModelSpec
+from landslide_pipeline.training.evaluate import cross_validation_metrics, fold_rows, fold_test_metrics
 from landslide_pipeline.training.loop import EpochReport
 
 CHAMPION_ALIAS = "champion"
+#: The same choice in the second-best architecture: what would take over.
+CHALLENGER_ALIAS = "challenger"
 #: Tags that describe one fold's run, not the cross-validation as a whole.
 PER_FOLD_TAGS = frozenset({"dagster.run_id", "dagster.partition", "fold", "landslide.checkpoint"})
 
@@ -165,16 +169,33 @@ class MlflowTracking(ConfigurableResource):
         assert model.version is not None and model.run_id is not None
         return model.folder, model.version, model.run_id
 
-    def register_champion(self, run_id: str, tags: dict[str, str], description: str = "") -> tuple[str, str]:
-        """Registers a run's model and points the ``champion`` alias at the new version.
+    def log_evaluation(self, table: pd.DataFrame) -> None:
+        """Adds the evaluation to the runs: each fold run its test-split scores, each
+        cross-validation's parent run the mean and std over folds and the cross-validated F1."""
+        mlflow.set_tracking_uri(self.resolved_tracking_uri())
+        client = mlflow.MlflowClient()
+        for run_id, metrics in fold_test_metrics(table).items():
+            for key, value in metrics.items():
+                client.log_metric(run_id, key, value)
+        folds = fold_rows(table)
+        for architecture, metrics in cross_validation_metrics(table).items():
+            run_ids = folds.loc[folds["architecture"] == architecture, "mlflow_run_id"]
+            parent = client.get_run(run_ids.iloc[0]).data.tags.get("mlflow.parentRunId") if len(run_ids) else None
+            if parent is not None:
+                for key, value in metrics.items():
+                    client.log_metric(parent, key, value)
+
+    def register_champion(self, run_id: str, tags: dict[str, str], description: str = "",
+                          alias: str = CHAMPION_ALIAS) -> tuple[str, str]:
+        """Registers a run's model and points ``alias`` (``champion`` by default) at the new version.
 
         Returns:
-            The version number and the ``models:/<name>@champion`` URI.
+            The version number and the ``models:/<name>@<alias>`` URI.
         """
         mlflow.set_tracking_uri(self.resolved_tracking_uri())
         version = mlflow.register_model(f"runs:/{run_id}/model", self.registered_model_name, tags=tags)
         client = mlflow.MlflowClient()
         if description:
             client.update_model_version(self.registered_model_name, version.version, description=description)
-        client.set_registered_model_alias(self.registered_model_name, CHAMPION_ALIAS, version.version)
-        return version.version, f"models:/{self.registered_model_name}@{CHAMPION_ALIAS}"
+        client.set_registered_model_alias(self.registered_model_name, alias, version.version)
+        return version.version, f"models:/{self.registered_model_name}@{alias}"

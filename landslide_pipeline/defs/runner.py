@@ -44,6 +44,7 @@ def run_chain(
     on_step: Callable[[str, float], None] | None = None,
     label_experiment: bool = False,
     experiments: bool = False,
+    train: Mapping[str, dict] | None = None,
 ) -> list[ExecuteInProcessResult]:
     """Runs every stage for the given surveys; raises on the first failed run.
 
@@ -59,6 +60,10 @@ def run_chain(
         label_experiment: Also train every model on object-oriented labels and compare the two
             label sources (study A, Table 6); doubles the training time.
         experiments: Also run the input-band and training-set size experiments.
+        train: The architectures to train (a subset of the partitions is normal: evaluation
+            takes what has been trained), each with ``trained_model`` config overrides of its
+            own, e.g. ``{"linknet": {}, "unet": {"epochs": 12}}``; default every architecture
+            with ``asset_config`` alone.
 
     Returns:
         The result of every run, in order.
@@ -70,33 +75,37 @@ def run_chain(
     instance.add_dynamic_partitions(SURVEY_PARTITIONS, survey_ids)
     results: list[ExecuteInProcessResult] = []
 
-    def step(name: str, job_name: str, partition_key: str | MultiPartitionKey | None = None) -> None:
+    def step(name: str, job_name: str, partition_key: str | MultiPartitionKey | None = None,
+             overrides: Mapping[str, dict] | None = None) -> None:
         start = time.perf_counter()
+        config = {**asset_config, **{k: {**asset_config.get(k, {}), **v} for k, v in (overrides or {}).items()}}
         results.append(defs.resolve_job_def(job_name).execute_in_process(
-            run_config=_run_config(defs, job_name, asset_config), instance=instance, partition_key=partition_key))
+            run_config=_run_config(defs, job_name, config), instance=instance, partition_key=partition_key))
         if on_step is not None:
             on_step(name, time.perf_counter() - start)
 
     for survey_id in survey_ids:
         step(f"prepare survey {survey_id}", PREPARE_SURVEY, survey_id)
     step("training set", BUILD_TRAINING_SET)
-    train_all("", TRAIN_MODELS, settings, step)
+    plan = dict(train) if train is not None else {a: {} for a in settings.architectures}
+    train_all("", TRAIN_MODELS, settings, step, plan)
     step("evaluation", EVALUATE)
     for survey_id in survey_ids:
         step(f"map survey {survey_id}", MAP_SURVEYS, survey_id)
     if label_experiment:
         step("object-oriented training set", BUILD_OBIA_TRAINING_SET)
-        train_all("object-oriented ", TRAIN_OBIA_MODELS, settings, step)
+        train_all("object-oriented ", TRAIN_OBIA_MODELS, settings, step, plan)
         step("label-source comparison", COMPARE_LABEL_SOURCES)
     if experiments:
         step("experiments", RUN_EXPERIMENTS)
     return results
 
 
-def train_all(what: str, job_name: str, settings: PipelineSettings,
-              step: Callable[[str, str, MultiPartitionKey], None]) -> None:
-    """One run per architecture x fold partition of a model job."""
-    for architecture in settings.architectures:
+def train_all(what: str, job_name: str, settings: PipelineSettings, step: Callable[..., None],
+              plan: Mapping[str, dict]) -> None:
+    """One run per fold partition of each planned architecture of a model job, with its overrides."""
+    for architecture, overrides in plan.items():
         for fold in range(settings.n_folds):
             key = MultiPartitionKey({"architecture": architecture, "fold": str(fold)})
-            step(f"train {what}{architecture} fold {fold}", job_name, key)
+            model_asset = "trained_model" if job_name == TRAIN_MODELS else "obia_trained_model"
+            step(f"train {what}{architecture} fold {fold}", job_name, key, {model_asset: overrides})

@@ -6,12 +6,13 @@ from torch import nn
 
 from landslide_pipeline.nn.fcn import FCN8s
 from landslide_pipeline.nn.linknet import LinkNet
-from landslide_pipeline.nn.unet import ResUNet, UNet
+from landslide_pipeline.nn.unet import ResUNet, UNet, UNetUpsampleConv
 
 #: Architecture classes by registry name. Every class takes
 #: ``(in_channels, num_classes=2, width=1.0)``.
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "unet": UNet,
+    "unet-3x3": UNetUpsampleConv,
     "resunet": ResUNet,
     "fcn": FCN8s,
     "linknet": LinkNet,

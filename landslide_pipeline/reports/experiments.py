@@ -7,17 +7,23 @@ Each ``write_*_report`` function writes into one folder (the caller makes it ato
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from landslide_pipeline.layout import REPORT, REPORT_SUMMARY
+from landslide_pipeline.layout import IMPROVEMENT_TABLE, REPORT, REPORT_SUMMARY
 from landslide_pipeline.reports.markdown import MarkdownReport, MlflowLinks, runs_from_table
 from landslide_pipeline.reports.panels import PanelTiles, qualitative_panel
-from landslide_pipeline.reports.plots import plot_architectures, plot_comparison, plot_training_size
+from landslide_pipeline.reports.plots import (
+    plot_architectures,
+    plot_comparison,
+    plot_relative_improvement,
+    plot_training_size,
+)
 
 
 @dataclass(frozen=True)
@@ -86,9 +92,39 @@ def variant_summary(table: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
+def relative_improvement(summary: pd.DataFrame, candidate: str, baseline: str) -> pd.DataFrame:
+    """Study B's Fig. 9: per training-set size and split, ``candidate``'s relative change of the
+    fold-mean precision, recall and F1 over ``baseline``'s: (candidate - baseline) / baseline.
+
+    Args:
+        summary: Rows of ``variant_summary`` (one per variant x architecture x split).
+        candidate: The architecture whose improvement is shown (study B: LinkNet).
+        baseline: The architecture it is compared with (study B: U-Net).
+    """
+    pivot = summary.pivot_table(index=["variant", "split"], columns="architecture",
+                                values=["precision_mean", "recall_mean", "f1_mean", "train_tiles"])
+    rows = pd.DataFrame({"variant": pivot.index.get_level_values(0), "split": pivot.index.get_level_values(1),
+                         "train_tiles": pivot[("train_tiles", baseline)].to_numpy(),
+                         "candidate": candidate, "baseline": baseline})
+    for metric in ("precision", "recall", "f1"):
+        base = pivot[(f"{metric}_mean", baseline)].to_numpy()
+        rows[f"{metric}_{baseline}"] = base
+        rows[f"{metric}_{candidate}"] = pivot[(f"{metric}_mean", candidate)].to_numpy()
+        rows[f"{metric}_change"] = (rows[f"{metric}_{candidate}"] - base) / np.where(base > 0, base, np.nan)
+    return rows.sort_values(["split", "train_tiles"]).reset_index(drop=True)
+
+
+def compared_pair(architectures: Sequence[str]) -> tuple[str, str] | None:
+    """(candidate, baseline): study B's LinkNet over U-Net when both ran, else the last two run."""
+    if {"linknet", "unet"} <= set(architectures):
+        return "linknet", "unet"
+    return (architectures[-1], architectures[0]) if len(architectures) > 1 else None
+
+
 def write_training_size_report(table: pd.DataFrame, directory: Path, links: MlflowLinks,
                                config: Mapping[str, Any]) -> ExperimentReport:
-    """Study B's training-set size study: F1 against the number of training tiles."""
+    """Study B's training-set size study: F1 against the number of training tiles, and (Fig. 9)
+    one architecture's relative improvement over the other per size (``improvement.csv``)."""
     summary = variant_summary(table)
     summary.to_csv(directory / REPORT_SUMMARY, index=False)
     # Folds may hold slightly different counts under a cap they do not reach: plot each size once.
@@ -98,6 +134,15 @@ def write_training_size_report(table: pd.DataFrame, directory: Path, links: Mlfl
     report = MarkdownReport("Training-set size (study B)").paragraph(
         "Each architecture trained on at most N original tiles of the other folds (with their augmented "
         "copies), drawn at random per fold; scored on the fold's validation tiles and the test tiles.")
+    pair = compared_pair(list(dict.fromkeys(table["architecture"])))
+    if pair is not None:
+        improvement = relative_improvement(variant_summary(nominal), *pair)
+        improvement.to_csv(directory / IMPROVEMENT_TABLE, index=False)
+        plots += [plot_relative_improvement(improvement, directory / f"improvement_{split}.png", split)
+                  for split in splits]
+        report.heading(f"{pair[0]} over {pair[1]} (study B, Fig. 9)").paragraph(
+            "Relative change of the fold-mean precision, recall and F1: (candidate - baseline) / baseline.").table(
+            improvement)
     return _finish(report, summary, plots, table, directory, links, config, None)
 
 

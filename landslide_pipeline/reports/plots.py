@@ -246,3 +246,33 @@ def plot_training_size(table: pd.DataFrame, path: Path, split: str = "validation
     ax.legend(title="architecture")
     ax.set_title(f"{METRICS.get(metric, metric)} against training-set size, {split} split")
     return save_png(fig, path)
+
+
+def plot_relative_improvement(improvement: pd.DataFrame, path: Path, split: str = "test") -> Path:
+    """Study B's Fig. 9: one architecture's relative improvement over another per training-set
+    size, grouped bars of precision, recall and F1 (in %).
+
+    Args:
+        improvement: Rows of ``reports.experiments.relative_improvement``.
+        path: The PNG to write.
+        split: Which split's rows to plot.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: a column is missing or the split is absent.
+    """
+    require_columns(improvement, ["train_tiles", "split", "candidate", "baseline"], "plot_relative_improvement")
+    rows = select_split(improvement, split).sort_values("train_tiles")
+    metrics = [m for m in ("precision", "recall", "f1") if f"{m}_change" in rows]
+    series = {m: (100 * rows[f"{m}_change"].to_numpy(), np.zeros(len(rows))) for m in metrics}
+    fig = Figure(figsize=(7.0, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    grouped_bars(ax, [str(int(t)) for t in rows["train_tiles"]], series)
+    ax.set_xlabel("training tiles")
+    ax.set_ylabel("relative change (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    ax.set_title(f"{rows['candidate'].iloc[0]} over {rows['baseline'].iloc[0]} ({split})")
+    return save_png(fig, path)

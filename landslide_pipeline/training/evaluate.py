@@ -149,7 +149,13 @@ def cross_validation_f1(table: pd.DataFrame) -> pd.Series:
     return 2 * counts["tp"] / (2 * counts["tp"] + counts["fp"] + counts["fn"]).clip(lower=1)
 
 
-def pick_champion(table: pd.DataFrame, kind: str = ENSEMBLE) -> dict[str, Any]:
+def rank_architectures(table: pd.DataFrame) -> list[str]:
+    """Architectures from the best cross-validated F1 down (ties by name)."""
+    estimate = cross_validation_f1(table)
+    return sorted(estimate.index, key=lambda a: (-estimate[a], a))
+
+
+def pick_champion(table: pd.DataFrame, kind: str = ENSEMBLE, place: int = 0) -> dict[str, Any]:
     """The champion, chosen on validation only (the test split stays an unbiased estimate).
 
     The architecture with the best cross-validated F1 (``cross_validation_f1``) wins; the champion
@@ -157,10 +163,14 @@ def pick_champion(table: pd.DataFrame, kind: str = ENSEMBLE) -> dict[str, Any]:
     the highest validation F1, then kappa, then the lowest fold. An ensemble has no validation
     score of its own (every member trained on the other folds' validation tiles), so it is chosen
     by rule, not by score: averaging k models of one architecture is expected to beat them, and
-    the table's test rows show by how much.
+    the table's test rows show by how much. ``place`` 1 gives the challenger: the same choice in
+    the second-best architecture.
+
+    Raises:
+        IndexError: fewer than ``place + 1`` architectures in the table.
     """
     estimate = cross_validation_f1(table)
-    architecture = sorted(estimate.index, key=lambda a: (-estimate[a], a))[0]
+    architecture = rank_architectures(table)[place]
     candidates = table[table["architecture"] == architecture]
     if kind == ENSEMBLE and "kind" in table and (candidates["kind"] == ENSEMBLE).any():
         return {**candidates[candidates["kind"] == ENSEMBLE].iloc[0].to_dict(), "cv_f1": float(estimate[architecture])}
@@ -263,3 +273,47 @@ def obia_training_set(layout: DataLayout) -> TrainingSet:
         raise ValueError("the object-oriented training set has no manual reference masks: materialize "
                          "training_set before obia_training_set, on surveys with manual labels")
     return samples
+
+
+def trained_architectures(layout: DataLayout, sources: Sequence[str], architectures: Sequence[str],
+                          n_folds: int) -> tuple[list[str], dict[str, list[str]]]:
+    """The architectures whose every fold model exists for every label source, and what the
+    others miss (``"<source> fold <k>"``): training a subset of the architectures is normal, and
+    evaluation, ensembles and reports take what has been trained.
+
+    Raises:
+        FileNotFoundError: no architecture has all its fold models.
+    """
+    complete, missing = [], {}
+    for architecture in architectures:
+        absent = [f"{s} fold {k}" for s in sources for k in range(n_folds)
+                  if not layout.model(s, architecture, k).is_dir()]
+        if absent:
+            missing[architecture] = absent
+        else:
+            complete.append(architecture)
+    if not complete:
+        prefix = "" if list(sources) == [LabelSource.MANUAL] else "the trained_model assets of each label source: "
+        raise FileNotFoundError(f"no architecture has all {n_folds} fold models under {layout.models}; materialize "
+                                f"{prefix}trained_model for every fold of at least one architecture first")
+    return complete, missing
+
+
+def fold_test_metrics(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Fold model run id -> its scores on the held-out test split (``test_f1``, ...)."""
+    test = fold_rows(table)
+    test = test[(test["split"] == "test") & (test["mlflow_run_id"] != "")]
+    return {r["mlflow_run_id"]: {f"test_{m}": float(r[m]) for m in ("precision", "recall", "f1", "iou", "kappa")}
+            for _, r in test.iterrows()}
+
+
+def cross_validation_metrics(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Architecture -> mean and std over its folds of every score per split, and ``cv_f1``."""
+    summary = summarise_by_architecture(table)
+    estimate = cross_validation_f1(table)
+    metrics: dict[str, dict[str, float]] = {a: {"cv_f1": float(estimate[a])} for a in estimate.index}
+    for row in summary.to_dict("records"):
+        scores = {f"{row['split']}_{k}": float(v) for k, v in row.items()
+                  if k not in ("architecture", "split") and pd.notna(v)}
+        metrics.setdefault(row["architecture"], {}).update(scores)
+    return metrics

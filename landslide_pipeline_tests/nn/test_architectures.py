@@ -129,3 +129,30 @@ def test_linknet_trains_at_width_0125_on_256_pixel_tiles_in_a_child_process():
     )
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert child.returncode == 0 and child.stdout.strip() == "ok", child.stderr[-2000:]
+
+
+def test_study_b_unet_variant_has_its_34_5_million_parameters():
+    from landslide_pipeline.nn.registry import count_parameters
+
+    assert count_parameters(create_model("unet-3x3", 3, 2, width=1.0)) == 34_519_298
+    assert count_parameters(create_model("unet", 3, 2, width=1.0)) == 31_037_698
+    x = torch.zeros(1, 3, 64, 64)
+    assert create_model("unet-3x3", 3, 2, width=0.125)(x).shape == (1, 2, 64, 64)
+
+
+def test_linknet_adds_each_encoder_output_to_the_decoder_output_of_its_level():
+    """LinkNet's skip links are additions (not concatenations as in U-Net): checked by hooks."""
+    model = create_model("linknet", 3, 2, width=0.125).eval()
+    seen = {}
+    for i, stage in enumerate(model.encoder):
+        stage.register_forward_hook(lambda m, inp, out, i=i: seen.__setitem__(("enc_in", i), inp[0]))
+    for j, block in enumerate(model.decoder):
+        block.register_forward_hook(lambda m, inp, out, j=j: seen.__setitem__(("dec_out", j), out))
+        block.register_forward_hook(lambda m, inp, out, j=j: seen.__setitem__(("dec_in", j), inp[0]))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    n = len(model.encoder)
+    for j in range(n - 1):
+        # The decoder block after level j receives the previous block's output plus that level's skip.
+        expected = seen[("dec_out", j)] + seen[("enc_in", n - 1 - j)]
+        assert torch.allclose(seen[("dec_in", j + 1)], expected)

@@ -11,6 +11,7 @@ from landslide_pipeline.nn import (
     LinkNet,
     ResUNet,
     UNet,
+    UNetUpsampleConv,
     available_architectures,
     count_parameters,
     create_model,
@@ -20,21 +21,24 @@ from landslide_pipeline.nn.blocks import ResidualDoubleConv
 # Exact counts for 3 bands and 2 classes, pinned so any architectural change is noticed.
 FULL_WIDTH_COUNTS = {
     "unet": 31_037_698,
+    "unet-3x3": 34_519_298,
     "resunet": 32_436_418,
     "fcn": 20_494_918,
     "linknet": 11_533_442,
 }
 EIGHTH_WIDTH_COUNTS = {
     "unet": 486_562,
+    "unet-3x3": 540_962,
     "resunet": 509_082,
     "fcn": 323_326,
     "linknet": 182_550,
 }
 
 
-def test_registry_lists_the_four_architectures() -> None:
-    assert available_architectures() == ["fcn", "linknet", "resunet", "unet"]
-    assert ARCHITECTURES == {"unet": UNet, "resunet": ResUNet, "fcn": FCN8s, "linknet": LinkNet}
+def test_registry_lists_the_four_architectures_and_study_bs_unet() -> None:
+    assert available_architectures() == ["fcn", "linknet", "resunet", "unet", "unet-3x3"]
+    assert ARCHITECTURES == {"unet": UNet, "unet-3x3": UNetUpsampleConv, "resunet": ResUNet, "fcn": FCN8s,
+                             "linknet": LinkNet}
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))

@@ -111,3 +111,21 @@ def test_plot_training_size_names_the_missing_column_and_repeated_rows(tmp_path)
     doubled = pd.concat([evaluation_frame().assign(train_tiles=10)] * 2)
     with pytest.raises(ValueError, match="train_tiles x fold"):
         plot_training_size(doubled, tmp_path / "size.png")
+
+
+def test_relative_improvement_is_study_bs_fig_9_and_plots_per_size(tmp_path):
+    from landslide_pipeline.reports.experiments import compared_pair, relative_improvement, variant_summary
+    from landslide_pipeline.reports.plots import plot_relative_improvement
+
+    table = pd.concat([evaluation_frame(("unet", "linknet"), seed=size).assign(
+        train_tiles=size, variant=f"n={size}", train_seconds=1.0) for size in (10, 40, 160)])
+    assert compared_pair(["unet", "linknet", "fcn"]) == ("linknet", "unet")
+    improvement = relative_improvement(variant_summary(table), *compared_pair(["unet", "linknet"]))
+    assert len(improvement) == 6 and sorted(set(improvement["train_tiles"])) == [10, 40, 160]
+    row = improvement[(improvement["split"] == "test") & (improvement["train_tiles"] == 40)].iloc[0]
+    folds = table[(table["split"] == "test") & (table["train_tiles"] == 40)]
+    linknet, unet = (folds.loc[folds["architecture"] == a, "f1"].mean() for a in ("linknet", "unet"))
+    assert row["f1_change"] == pytest.approx((linknet - unet) / unet)
+    path = plot_relative_improvement(improvement, tmp_path / "improvement.png")
+    pixels = png_pixels(path)
+    assert has_colour(pixels, TAB10[0]) and has_colour(pixels, TAB10[2])  # precision and F1 bars
