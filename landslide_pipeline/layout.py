@@ -78,7 +78,9 @@ LABEL_SOURCE_TABLE = "label_sources.parquet"
 EXPERIMENT_TABLE = "table.parquet"
 REPORT = "report.md"
 REPORT_SUMMARY = "summary.csv"
-IMPROVEMENT_TABLE = "improvement.csv"  # training-size study: one architecture's relative change over another
+IMPROVEMENT_TABLE = "improvement.csv"
+BY_LANDSLIDE_SIZE = "by_landslide_size.csv"  # architecture report: recall per landslide size class
+BY_BACKGROUND = "by_background.csv"  # architecture report: scores per background-complexity class  # training-size study: one architecture's relative change over another
 ARCHITECTURES_REPORT = "architectures"  # the folder of the architecture comparison under reports/
 # Maps and changes.
 MAP_PROBABILITY = "probability.tif"

@@ -289,6 +289,10 @@ def test_the_trained_architectures_are_evaluated_and_compared_and_the_untrained_
     assert set(table.loc[table["kind"] == "ensemble", "architecture"]) == {"unet", "linknet"}
     summary = pd.read_csv(chain["layout"].report("architectures") / "summary.csv")
     assert set(summary["architecture"]) == {"unet", "linknet"}
+    sizes = pd.read_csv(chain["layout"].report("architectures") / "by_landslide_size.csv")  # study B Figs. 10-12
+    backgrounds = pd.read_csv(chain["layout"].report("architectures") / "by_background.csv")
+    assert set(sizes["model"]) == set(backgrounds["model"]) == {"unet", "linknet"}
+    assert sizes["landslides"].sum() > 0 and set(backgrounds["background"]) <= {"simple", "moderate", "complex"}
     evaluation_run = next(r for r in chain["results"] if r.dagster_run.job_name == "evaluate_models")
     assert all(c.passed for c in evaluation_run.get_asset_check_evaluations())
 

@@ -13,7 +13,7 @@ from landslide_pipeline.reports.panels import panel_tiles
 from landslide_pipeline.schemas import ArchitectureSummary
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.training.dataset import TrainingSet
-from landslide_pipeline.training.evaluate import best_fold
+from landslide_pipeline.training.evaluate import best_fold, score_breakdown
 
 
 def build_report_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
@@ -36,7 +36,8 @@ def build_report_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
                   "bands": samples.bands, "training_set_id": samples.set_id}
         published = publish_report(
             context, mlflow_tracking, layout.report(ARCHITECTURES_REPORT), ARCHITECTURES_REPORT,
-            lambda staging, links: write_architecture_report(table, staging, links, config, panel_tiles(samples, models)),
+            lambda staging, links: write_architecture_report(table, staging, links, config, panel_tiles(samples, models),
+                                                             score_breakdown(samples, models)),
             lambda report: {f"test_f1_{r.architecture}": float(r.f1_mean)
                             for r in report.summary[report.summary["split"] == "test"].itertuples()})
         return MaterializeResult(metadata=published.metadata())

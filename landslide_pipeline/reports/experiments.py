@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landslide_pipeline.layout import IMPROVEMENT_TABLE, REPORT, REPORT_SUMMARY
+from landslide_pipeline.layout import BY_BACKGROUND, BY_LANDSLIDE_SIZE, IMPROVEMENT_TABLE, REPORT, REPORT_SUMMARY
 from landslide_pipeline.reports.markdown import MarkdownReport, MlflowLinks, runs_from_table
 from landslide_pipeline.reports.panels import PanelTiles, qualitative_panel
 from landslide_pipeline.reports.plots import (
@@ -49,9 +49,12 @@ def architecture_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_architecture_report(table: pd.DataFrame, directory: Path, links: MlflowLinks, config: Mapping[str, Any],
-                              panel: PanelTiles | None = None) -> ExperimentReport:
+                              panel: PanelTiles | None = None,
+                              breakdown: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> ExperimentReport:
     """The architecture comparison: summary table, score and cost plots per split, the fold
-    ensembles' test scores (rows of ``kind`` ensemble, when the table has them), a panel."""
+    ensembles' test scores (rows of ``kind`` ensemble, when the table has them), each best fold
+    model's test scores by landslide size and by background complexity (study B Figs. 10-12,
+    ``metrics.breakdown``; ``by_landslide_size.csv``, ``by_background.csv``), a panel."""
     ensembles = table[table["kind"] == "ensemble"] if "kind" in table else table.iloc[:0]
     table = table[table["kind"] == "fold"] if "kind" in table else table
     summary = architecture_summary(table)
@@ -68,6 +71,16 @@ def write_architecture_report(table: pd.DataFrame, directory: Path, links: Mlflo
         report.heading("Fold ensembles (held-out test tiles)").paragraph(
             "The mean probability of each architecture's fold models, at the threshold that maximises F1 over "
             "their pooled out-of-fold validation predictions.").table(ensembles[columns])
+    if breakdown is not None:
+        sizes, backgrounds = breakdown
+        sizes.to_csv(directory / BY_LANDSLIDE_SIZE, index=False)
+        backgrounds.to_csv(directory / BY_BACKGROUND, index=False)
+        report.heading("By landslide size (study B, Figs. 10-11)").paragraph(
+            "Each architecture's best fold model on the test tiles: a reference landslide (a connected component) "
+            "is detected when half its pixels are predicted.").table(sizes)
+        report.heading("By background complexity (study B, Fig. 12)").paragraph(
+            "Test tiles in three equal-count classes by edge density (mean gradient of the image bands' mean); "
+            "scores pooled over each class's pixels.").table(backgrounds)
     return _finish(report, summary, plots, table, directory, links, config, panel)
 
 

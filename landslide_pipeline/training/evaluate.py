@@ -10,7 +10,7 @@ folds' validation tiles).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,13 @@ import pandas as pd
 import torch
 
 from landslide_pipeline.layout import DataLayout, LabelSource
+from landslide_pipeline.metrics.breakdown import complexity_scores, edge_density, size_class_recall
 from landslide_pipeline.metrics.calibration import ProbabilityHistogram, decision_scores
 from landslide_pipeline.nn.blocks import INPUT_MULTIPLE
 from landslide_pipeline.nn.segmenter import Segmenter
 from landslide_pipeline.training.checkpoint import ModelSpec, load_model
 from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.training.features import TERRAIN_BANDS
 from landslide_pipeline.training.loop import pick_device, predict_masks, predict_probability, score_histogram
 
 FOLD, ENSEMBLE = "fold", "ensemble"
@@ -317,3 +319,24 @@ def cross_validation_metrics(table: pd.DataFrame) -> dict[str, dict[str, float]]
                   if k not in ("architecture", "split") and pd.notna(v)}
         metrics.setdefault(row["architecture"], {}).update(scores)
     return metrics
+
+
+def score_breakdown(samples: TrainingSet, models: Mapping[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each named model on the held-out test tiles (fold 0's validation tiles without a test
+    split), broken down by landslide size and by background complexity (``metrics.breakdown``).
+
+    Returns:
+        (by landslide size, by background), each with a ``model`` column.
+    """
+    pool = samples.test_indices()
+    if len(pool) == 0:
+        pool = samples.split(0)[1]
+    images, reference = samples.images[pool], samples.scoring_masks(pool)
+    image_bands = [i for i, band in enumerate(samples.bands) if band not in TERRAIN_BANDS]
+    density = edge_density(images[:, image_bands])
+    sizes, backgrounds = [], []
+    for name, model_dir in models.items():
+        predicted = predict_with_saved_model(model_dir, images)
+        sizes.append(size_class_recall(reference, predicted).assign(model=name))
+        backgrounds.append(complexity_scores(reference, predicted, density).assign(model=name))
+    return pd.concat(sizes, ignore_index=True), pd.concat(backgrounds, ignore_index=True)
