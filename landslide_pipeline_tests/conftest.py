@@ -27,8 +27,12 @@ def write_raster(path: Path, array: np.ndarray, crs: str | None = UTM, transform
 @pytest.fixture
 def small_survey(tmp_path) -> Path:
     """A 200 x 300 px survey at 0.5 m: RGB gradient image, a tilted-plane DEM, one landslide box."""
-    folder = tmp_path / "raw" / "tiny"
-    folder.mkdir(parents=True)
+    return make_small_survey(tmp_path / "raw" / "tiny")
+
+
+def make_small_survey(folder: Path) -> Path:
+    """Writes the ``small_survey`` files into ``folder`` (created)."""
+    folder.mkdir(parents=True, exist_ok=True)
     rows, cols = np.mgrid[0:200, 0:300]
     image = np.stack([(cols % 256), (rows % 256), ((rows + cols) % 256)]).astype(np.uint8)
     write_raster(folder / "image.tif", image)

@@ -83,7 +83,7 @@ def _register(context: AssetExecutionContext, layout: DataLayout, mlflow_trackin
                  else layout.model(best["label_source"], best["architecture"], int(best["fold"])))
     description = "\n".join(f"{k}: {v}" for k, v in model_metadata(read_spec(model_dir)).items()
                             if k in ("input", "output", "decision"))
-    version, uri = mlflow_tracking.register_champion(best["mlflow_run_id"], tags, description, alias)
+    version, uri = mlflow_tracking.register_model(best["mlflow_run_id"], tags, description, alias)
     context.log.info(f"{alias}: {best['architecture']} {best['kind']} (fold {best['fold']}, {best['split']} F1 "
                      f"{best['f1']:.3f}, cross-validated F1 {best['cv_f1']:.3f}) -> {uri} v{version}")
     return tags, version, uri

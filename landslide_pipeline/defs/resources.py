@@ -185,7 +185,7 @@ class MlflowTracking(ConfigurableResource):
                 for key, value in metrics.items():
                     client.log_metric(parent, key, value)
 
-    def register_champion(self, run_id: str, tags: dict[str, str], description: str = "",
+    def register_model(self, run_id: str, tags: dict[str, str], description: str = "",
                           alias: str = CHAMPION_ALIAS) -> tuple[str, str]:
         """Registers a run's model and points ``alias`` (``champion`` by default) at the new version.
 

@@ -39,7 +39,6 @@ from landslide_pipeline.geo.tile_writer import BackgroundWrites, TileProfile, Ti
 from landslide_pipeline.layout import MASK_FOLDER
 
 SceneLabels: TypeAlias = gpd.GeoDataFrame | LabelmeDocument
-LABEL_FORMATS = ("gpkg", "geojson", "shapefile", "labelme")
 #: GDAL's warning when it reads a ring that does not end where it starts (GEOS then refuses it).
 _UNCLOSED_RING = "Non closed ring detected"
 
@@ -50,7 +49,7 @@ class LabelFile:
 
     Attributes:
         path: The file (GeoPackage, GeoJSON, Shapefile or Labelme JSON).
-        format: One of ``LABEL_FORMATS``.
+        format: "gpkg", "geojson", "shapefile" or "labelme".
         layer: The vector layer to read (None: the first).
         names: Labelme shape labels that mark a landslide.
     """

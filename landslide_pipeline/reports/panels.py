@@ -205,9 +205,7 @@ def panel_tiles(samples: TrainingSet, models: Mapping[str, Path], n_tiles: int =
                 seed: int = 0) -> PanelTiles:
     """A few held-out test tiles (validation tiles of fold 0 without a test split), their
     reference masks and each named model's predictions (at its own threshold)."""
-    pool = samples.test_indices()
-    if len(pool) == 0:
-        pool = samples.split(0)[1]
+    pool = samples.shown_indices()
     reference_all = samples.scoring_masks(pool)
     chosen = pick_panel_tiles(reference_all, min(n_tiles, len(pool)), seed)
     idx = pool[chosen]

@@ -38,7 +38,7 @@ import datetime
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 from pydantic import Field, StrictFloat, StrictStr, field_validator, model_validator
@@ -47,19 +47,12 @@ from landslide_pipeline.config_files import BandNumbers, Names, TomlTable, load
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.labelme import DEFAULT_LABEL_NAMES
 from landslide_pipeline.geo.terrain import BASE_TERRAIN_BANDS, OPTIONAL_TERRAIN_BANDS
-from landslide_pipeline.layout import RAW_DEM, RAW_IMAGE, RAW_LABELS, SURVEY_CONFIG
+from landslide_pipeline.layout import RAW_IMAGE, SURVEY_CONFIG
 from landslide_pipeline.settings import allowed_data_roots
 
-CONFIG_NAME = SURVEY_CONFIG
 Kind = Literal["scene", "tiles"]
 Role = Literal["train", "test"]
 LabelFormat = Literal["auto", "gpkg", "geojson", "shapefile", "labelme"]
-KINDS: tuple[str, ...] = get_args(Kind)
-ROLES: tuple[str, ...] = get_args(Role)
-LABEL_FORMATS: tuple[str, ...] = get_args(LabelFormat)
-DEFAULT_IMAGE = RAW_IMAGE
-DEFAULT_DEM = RAW_DEM
-DEFAULT_LABELS = RAW_LABELS
 
 
 class LabelsConfig(TomlTable):
@@ -67,7 +60,7 @@ class LabelsConfig(TomlTable):
 
     Attributes:
         path: The label file, relative to the source folder.
-        format: One of ``LABEL_FORMATS``; "auto" tells by the extension.
+        format: One of ``LabelFormat``; "auto" tells by the extension.
         layer: The GeoPackage layer, or None for the first.
         names: Labelme shape labels that mark a landslide.
     """
@@ -105,7 +98,7 @@ class SurveyConfig:
     date: str | None = None
     source: Path = Path(".")
     config_file: Path | None = None
-    image: tuple[str, ...] = (DEFAULT_IMAGE,)
+    image: tuple[str, ...] = (RAW_IMAGE,)
     dem: str | None = None
     nodata: float | None = None
     bands: tuple[int, ...] | None = None
@@ -123,7 +116,7 @@ class _SurveyFile(TomlTable):
     role: Role = "train"
     date: StrictStr | None = None
     source: StrictStr = "."
-    image: Names = (DEFAULT_IMAGE,)
+    image: Names = (RAW_IMAGE,)
     dem: StrictStr | None = None
     nodata: StrictFloat | None = None
     bands: BandNumbers | None = None
@@ -179,7 +172,7 @@ def load_survey_config(survey_dir: Path) -> SurveyConfig:
             folder that does not exist.
     """
     survey_dir = Path(survey_dir).resolve()
-    path = survey_dir / CONFIG_NAME
+    path = survey_dir / SURVEY_CONFIG
     if not path.is_file():
         return SurveyConfig(source=survey_dir)
     file = load(_SurveyFile, path)
@@ -200,7 +193,7 @@ def check_nodata(config: SurveyConfig, dtype: str) -> None:
         return
     problem = _nodata_problem(config.nodata, np.dtype(dtype))
     if problem:
-        raise SurveyInputError(config.config_file or config.source / CONFIG_NAME, f"nodata: {problem}")
+        raise SurveyInputError(config.config_file or config.source / SURVEY_CONFIG, f"nodata: {problem}")
 
 
 def _nodata_problem(value: float, dtype: np.dtype) -> str | None:
@@ -222,8 +215,17 @@ def _source_folder(config_file: Path, source: str) -> Path:
     folder = (config_file.parent / Path(source).expanduser()).resolve()
     if not folder.is_dir():
         raise SurveyInputError(config_file, f"source: folder {folder} does not exist")
+    return confined(folder, config_file, "source: folder ")
+
+
+def confined(path: Path, config_file: Path | None, what: str = "") -> Path:
+    """``path``, if it lies inside the allowed data roots (LANDSLIDE_DATA_ROOTS) when those are set.
+
+    Raises:
+        SurveyInputError: naming ``config_file`` (the file that pointed outside), else ``path``.
+    """
     roots = allowed_data_roots()
-    if roots is not None and not any(folder.is_relative_to(root) for root in roots):
-        raise SurveyInputError(config_file, f"source: folder {folder} lies outside the allowed data roots "
-                                            f"{', '.join(map(str, roots))} (LANDSLIDE_DATA_ROOTS)")
-    return folder
+    if roots is not None and not any(path.resolve().is_relative_to(root) for root in roots):
+        raise SurveyInputError(config_file or path, f"{what}{path} lies outside the allowed data roots "
+                                                    f"{', '.join(map(str, roots))} (LANDSLIDE_DATA_ROOTS)")
+    return path

@@ -38,9 +38,8 @@ from landslide_pipeline.geo.scene import SceneFiles
 from landslide_pipeline.geo.terrain import TerrainSpec, pixel_size_m
 from landslide_pipeline.geo.tiling import tile_scene
 from landslide_pipeline.layout import RAW_DEM, RAW_LABELS
-from landslide_pipeline.settings import allowed_data_roots
 from landslide_pipeline.surveys.base import SurveyMetadata
-from landslide_pipeline.surveys.config import SurveyConfig, check_nodata
+from landslide_pipeline.surveys.config import SurveyConfig, check_nodata, confined
 
 _LABEL_SUFFIXES = {".gpkg": "gpkg", ".geojson": "geojson", ".shp": "shapefile"}
 #: The longest side of the decimated DEM read that tells how much of the image has elevation.
@@ -179,7 +178,7 @@ def _find_images(config: SurveyConfig) -> tuple[Path, ...]:
             found = [Path(p) for p in glob.glob(str(config.source / pattern)) if Path(p).is_file()]
             if not found:
                 raise SurveyInputError(config.source / pattern, "no image matches this pattern")
-            images += sorted((_confined(config, p) for p in found), key=lambda p: natural_key(p.name))
+            images += sorted((confined(p, config.config_file) for p in found), key=lambda p: natural_key(p.name))
         else:
             images.append(_named_file(config, pattern, "survey image"))
     return tuple(dict.fromkeys(images))
@@ -190,16 +189,7 @@ def _named_file(config: SurveyConfig, name: str, what: str) -> Path:
     if not path.is_file():
         hint = f" (expected {name})" if config.config_file is None else f" (named in {config.config_file})"
         raise SurveyInputError(path, f"{what} not found{hint}")
-    return _confined(config, path)
-
-
-def _confined(config: SurveyConfig, path: Path) -> Path:
-    """``path``, if it lies inside the allowed data roots (LANDSLIDE_DATA_ROOTS) when those are set."""
-    roots = allowed_data_roots()
-    if roots is not None and not any(path.resolve().is_relative_to(root) for root in roots):
-        raise SurveyInputError(config.config_file or path, f"{path} lies outside the allowed data roots "
-                                                           f"{', '.join(map(str, roots))} (LANDSLIDE_DATA_ROOTS)")
-    return path
+    return confined(path, config.config_file)
 
 
 def _optional(path: Path) -> Path | None:

@@ -205,6 +205,11 @@ class TrainingSet:
         """Tiles of the held-out test split, never trained or selected on."""
         return np.flatnonzero(self.fold == TEST_FOLD)
 
+    def shown_indices(self) -> np.ndarray:
+        """Tiles to show and break scores down on: the test split, else fold 0's validation tiles."""
+        test = self.test_indices()
+        return test if len(test) else self.split(0)[1]
+
     @property
     def scoring(self) -> Tiles:
         """The masks tiles are scored against: the reference masks when the set has them, else

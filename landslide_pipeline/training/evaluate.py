@@ -328,9 +328,7 @@ def score_breakdown(samples: TrainingSet, models: Mapping[str, Path]) -> tuple[p
     Returns:
         (by landslide size, by background), each with a ``model`` column.
     """
-    pool = samples.test_indices()
-    if len(pool) == 0:
-        pool = samples.split(0)[1]
+    pool = samples.shown_indices()
     images, reference = samples.images[pool], samples.scoring_masks(pool)
     image_bands = [i for i, band in enumerate(samples.bands) if band not in TERRAIN_BANDS]
     density = edge_density(images[:, image_bands])

@@ -30,32 +30,11 @@ from landslide_pipeline.geo.grid import TilingSpec
 from landslide_pipeline.layout import LABEL_INDEX, TILE_INDEX, DataLayout, LabelSource
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.surveys import open_survey
+from landslide_pipeline_tests.conftest import ORIGIN, UTM, write_raster
+from landslide_pipeline_tests.conftest import make_small_survey as make_good_survey
 
-UTM = "EPSG:32650"
-ORIGIN = (500_000.0, 4_400_000.0)
 SURVEY = "site"
 SPEC = TilingSpec(64)
-
-
-def write_raster(path: Path, array: np.ndarray, crs: str | None = UTM, transform=None, nodata=None) -> Path:
-    array = array if array.ndim == 3 else array[None]
-    transform = transform or from_origin(*ORIGIN, 0.5, 0.5)
-    with rasterio.open(path, "w", driver="GTiff", width=array.shape[2], height=array.shape[1], count=array.shape[0],
-                       dtype=array.dtype, crs=crs, transform=transform, nodata=nodata) as dst:
-        dst.write(array)
-    return path
-
-
-def make_good_survey(folder: Path) -> Path:
-    """200 x 300 px at 0.5 m: an RGB image, a DEM, one landslide polygon."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows, cols = np.mgrid[0:200, 0:300]
-    write_raster(folder / "image.tif", np.stack([cols % 256, rows % 256, (rows + cols) % 256]).astype(np.uint8))
-    write_raster(folder / "dem.tif", (100.0 + 0.25 * cols).astype(np.float32), nodata=-9999.0)
-    x0, y0 = ORIGIN
-    gpd.GeoDataFrame({"id": [1]}, geometry=[box(x0 + 20, y0 - 40, x0 + 40, y0 - 20)], crs=UTM).to_file(
-        folder / "landslides.gpkg")
-    return folder
 
 
 @dataclass(frozen=True)
@@ -102,23 +81,25 @@ def run_case(case: Case, root: Path) -> Outcome:
     layout = DataLayout(root / "data")
     make_good_survey(layout.raw_survey(SURVEY))
     tiles, labels = prepare(layout)
-    before = _snapshot(tiles) | _snapshot(labels)
+    before = snapshot(tiles) | snapshot(labels)
     named = case.spoil(layout.raw_survey(SURVEY))
     try:
         prepare(layout)
     except (ValueError, OSError, RuntimeError, MemoryError) as err:  # SurveyInputError is a ValueError
         error = f"{type(err).__name__}: {err}"
-        after = _snapshot(tiles) | _snapshot(labels)
+        after = snapshot(tiles) | snapshot(labels)
         return Outcome(case.name, error, clear=not case.accepted and named in str(err),
-                       partial=_leftovers(layout.root), lost=after != before)
-    return Outcome(case.name, None, clear=case.accepted, partial=_leftovers(layout.root), lost=False)
+                       partial=leftovers(layout.root), lost=after != before)
+    return Outcome(case.name, None, clear=case.accepted, partial=leftovers(layout.root), lost=False)
 
 
-def _snapshot(folder: Path) -> dict[str, int]:
+def snapshot(folder: Path) -> dict[str, int]:
+    """Relative path -> size of every file under ``folder``: what must not change on a failed run."""
     return {str(p.relative_to(folder.parent)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
 
 
-def _leftovers(root: Path) -> list[str]:
+def leftovers(root: Path) -> list[str]:
+    """Staging and trash paths of atomic writes left under ``root``."""
     return sorted(str(p.relative_to(root)) for p in root.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name)
 
 
