@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     work = (args.work or Path(f"/tmp/landslide-{args.preset}")).resolve()
     os.environ["DAGSTER_HOME"] = str(work / ".dagster")
     os.environ["LANDSLIDE_ARCHITECTURES"], os.environ["LANDSLIDE_FOLDS"] = args.architectures, str(args.folds)
+    os.environ["LANDSLIDE_INPUT_SETS"] = "rgb"  # the tile data sets have no DEM: image-only variants
 
     from dagster import DagsterInstance, Definitions, define_asset_job
 
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         steps[name] = round(seconds, 1)
         print(f"[{args.preset}] {name}: {seconds:.1f} s", flush=True)
 
-    run_chain(defs, settings, DagsterInstance.get(), surveys, config, on_step)
+    run_chain(defs, settings, DagsterInstance.get(), surveys, config, on_step,
+              train={variant: {} for variant in settings.model_variants})
     if args.preset == "l4s_h5":  # the input-band experiment, as a multi-band smoke test
         band_job = define_asset_job("band_comparison_only", ["band_comparison"])
         experiments = Definitions.merge(defs, Definitions(jobs=[band_job])).resolve_job_def("band_comparison_only")
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         on_step("band comparison", time.perf_counter() - started_bands)
         print((layout.report("band_comparison") / REPORT_SUMMARY).read_text())
     table = read_evaluation_table(layout)
-    shown = table.drop(columns=["mlflow_run_id", "label_source", "reference"])
+    shown = table.drop(columns=["mlflow_run_id", "label_source", "reference", "inputs"])
     print("\nEach fold model on its validation fold and on the held-out test split, each fold ensemble on the test split:")
     print(shown.to_string(index=False, float_format="%.3f"))
     summary = summarise_by_architecture(table)
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                "f1": round(float(g["f1"].mean()), 4), "f1_std": round(float(g["f1"].std()), 4),
                "f1_best_fold": round(float(g["f1"].max()), 4), "parameters": int(g["parameters"].iloc[0]),
                "train_seconds_per_fold": round(float(g["train_seconds"].mean()), 1),
-               **({"peer_f1": PEER_F1.get(arch)} if args.preset == "l4s_rgb" else {})}
+               **({"peer_f1": PEER_F1.get(arch.partition("@")[0])} if args.preset == "l4s_rgb" else {})}
         for arch, g in fold_rows(table)[fold_rows(table)["split"] == "test"].groupby("architecture")
     }
     champion = pick_champion(table)

@@ -26,9 +26,10 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -44,7 +45,8 @@ from landslide_pipeline.settings import StorageSettings
 from landslide_pipeline.training.checkpoint import ModelInputError, load_model
 from landslide_pipeline.training.dataset import labelled_surveys, load_tile
 from landslide_pipeline.training.evaluate import LabelledTile, score_tiles
-from landslide_pipeline.training.features import input_scaling, tile_features
+from landslide_pipeline.training.features import TERRAIN_BANDS, input_scaling, tile_features
+from landslide_pipeline.training.inputs import INPUT_SETS, ModelVariant, needs_dem
 from landslide_pipeline.training.loop import pick_device
 
 #: What ``landslide train`` trains unless told otherwise: the architecture the cpu profile was chosen for.
@@ -61,15 +63,21 @@ def dataset_tiles(adapter_ref: str, root: Path) -> Iterator[LabelledTile]:
         yield LabelledTile(tile_features(pair.pixels, None, pair.invalid), pair.mask, input_scaling(pair.pixels.dtype))
 
 
-def survey_tiles(data: Path, survey_id: str, use_terrain: bool) -> Iterator[LabelledTile]:
-    """Labelled (manual) tiles of a prepared survey."""
+def survey_tiles(data: Path, survey_id: str, model_bands: list[str]) -> Iterator[LabelledTile]:
+    """Labelled (manual) tiles of a prepared survey, with the bands the model takes."""
     surveys = labelled_surveys(DataLayout(data), [survey_id], LabelSource.MANUAL)
     if not surveys:
         raise SurveyInputError(DataLayout(data).labels(LabelSource.MANUAL, survey_id),
                                "no labelled tiles: materialize prepare_survey for this survey first")
+    wanted = [b for b in model_bands if b in TERRAIN_BANDS]
     for tile_id in surveys[0].tiles["tile_id"]:
-        features, mask, scaling = load_tile(surveys[0], tile_id, use_terrain)
-        yield LabelledTile(features, mask, scaling)
+        features, mask, scaling, terrain = load_tile(surveys[0], tile_id, bool(wanted))
+        n_image = len(features) - len(terrain)
+        missing = sorted(set(wanted) - set(terrain))
+        if missing:
+            raise SurveyInputError(surveys[0].tiles_dir, f"the model takes {', '.join(missing)}, which the survey's "
+                                                         "terrain tiles lack (survey.toml terrain_bands)")
+        yield LabelledTile(features[[*range(n_image), *(n_image + terrain.index(b) for b in wanted)]], mask, scaling)
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -85,7 +93,7 @@ def evaluate(args: argparse.Namespace) -> int:
         adapter, root = args.dataset
         tiles, what = dataset_tiles(adapter, Path(root)), f"data set {root}"
     else:
-        tiles, what = survey_tiles(Path(args.data), args.survey, "slope" in spec.bands), f"survey {args.survey}"
+        tiles, what = survey_tiles(Path(args.data), args.survey, spec.bands), f"survey {args.survey}"
     progress = tqdm(tiles, desc="scoring", unit="tile", file=sys.stderr, disable=args.quiet)
     histogram, n_tiles = score_tiles(model, spec, progress, what, args.batch_size, device)
     if n_tiles == 0:
@@ -103,6 +111,17 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listed(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """An argparse type: a comma-separated list, each item parsed by ``parse`` (whose ValueError
+    becomes a usage error naming the item)."""
+    def parse_all(text: str) -> list[Any]:
+        try:
+            return [parse(item.strip()) for item in text.split(",") if item.strip()]
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from err
+    return parse_all
+
+
 def train(args: argparse.Namespace) -> int:
     """`landslide train`: runs the whole chain on the named surveys of data/raw."""
     root = Path.cwd()
@@ -111,16 +130,24 @@ def train(args: argparse.Namespace) -> int:
     if missing:
         raise FileNotFoundError(f"no survey folder {', '.join(str(layout.raw_survey(s)) for s in missing)}: "
                                 "put each survey in data/raw/<survey id>/ (README, Surveys)")
+    variants = args.architectures or [ModelVariant(DEFAULT_TRAINED)]
     if args.architectures:
-        os.environ["LANDSLIDE_ARCHITECTURES"] = args.architectures
+        os.environ["LANDSLIDE_ARCHITECTURES"] = ",".join(dict.fromkeys(v.architecture for v in variants))
+        os.environ["LANDSLIDE_INPUT_SETS"] = ",".join(dict.fromkeys(v.inputs for v in variants))
     if args.folds:
         os.environ["LANDSLIDE_FOLDS"] = str(args.folds)
     from landslide_pipeline.demo import run_project  # imports Dagster: only for this command
 
     overrides = {k: v for k, v in {"epochs": args.epochs}.items() if v is not None}
-    architectures = [a.strip() for a in (args.architectures or DEFAULT_TRAINED).split(",") if a.strip()]
-    run_project(root, list(args.surveys), {"trained_model": {"profile": args.profile, **overrides}},
-                train={a: {} for a in architectures})
+    config: dict[str, dict] = {"trained_model": {"profile": args.profile, **overrides}}
+    if not any(needs_dem(INPUT_SETS[v.inputs]) for v in variants):
+        config["training_set"] = {"use_terrain": False}  # image-only models: surveys need no DEM
+    plan: dict[str, dict] = {v.key: {} for v in variants}
+    others = [source for source in args.label_sources if source != LabelSource.MANUAL]
+    if others:
+        run_project(root, list(args.surveys), config, train=plan, source_plans={s: plan for s in others})
+    else:
+        run_project(root, list(args.surveys), config, train=plan)
     return 0
 
 
@@ -134,10 +161,16 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--profile", default="cpu", choices=["cpu", "paper-a", "paper-b"])
     command.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     command.add_argument("--folds", type=int, default=None, help="default: $LANDSLIDE_FOLDS, else 5")
-    command.add_argument("--architectures", default=None, help="comma-separated architectures to train (default: "
+    command.add_argument("--architectures", default=None, type=_listed(ModelVariant.parse), help="comma-separated architectures to train, each with "
+                                                                "an input set after @ if not image + slope (e.g. "
+                                                                "linknet,linknet@rgb; default: "
                                                                 f"{DEFAULT_TRAINED}, the cpu profile's choice; the "
                                                                 "others stay partitions to train in the UI); "
-                                                                "they become the model partitions")
+                                                                "they become the model partitions; image-only "
+                                                                "models alone need no DEM")
+    command.add_argument("--label-sources", default=[LabelSource.MANUAL], type=_listed(LabelSource.check),
+                         help="comma-separated label sources to train each architecture on: manual (default), obia, "
+                              "union; more than one also writes the label-source comparison (study A, Table 6)")
     command.set_defaults(run=train)
     command = commands.add_parser("evaluate", help="score a model on labelled tiles",
                                   description=__doc__.split("\n\n")[2])

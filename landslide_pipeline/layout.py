@@ -8,12 +8,12 @@ data/
   tiles/<survey_id>/          tiles.parquet (GeoParquet tile index), image/<tile>.tif, terrain/<tile>.tif
   labels/<source>/<survey_id>/ labels.parquet, masks/<tile>.tif (source: manual or obia), segments.parquet + thresholds.json (obia)
   agreement/<survey_id>.parquet  object-oriented vs manual labels (and vs ground truth)
-  training/<source>/          images.npy, masks.npy (each tile once), folds.parquet, training_set.json
-  models/<source>/<architecture>/fold_<k>/  weights.pt (state dict), model.json, calibration.json
-  models/<source>/<architecture>/ensemble/  the fold models as one model (weights.pt, model.json)
-  checkpoints/<source>/<architecture>/fold_<k>/<training set>-<config>.pt   while training (resume)
-  evaluation/                 evaluation.parquet, evaluation.csv (models trained on manual labels)
-  comparison/                 label_sources.parquet, .csv: manual vs object-oriented training labels
+  training/<source>/          images.npy (every band the DEMs give), masks.npy (each tile once), folds.parquet, training_set.json (source: manual, obia or union)
+  models/<source>/<variant>/fold_<k>/  weights.pt (state dict), model.json, calibration.json (variant: linknet, linknet@rgb, ...)
+  models/<source>/<variant>/ensemble/  the fold models as one model (weights.pt, model.json)
+  checkpoints/<source>/<variant>/fold_<k>/<training set>-<config>.pt   while training (resume)
+  evaluation/                 evaluation.parquet, evaluation.csv (every model of every label source)
+  comparison/                 label_sources.parquet, .csv: the variants trained on two or more label sources
   reports/<experiment>/       report.md, plots (PNG), summary.csv, table.parquet/.csv
   maps/<survey_id>/           probability.tif, mask.tif (COG), landslides.gpkg, map.json (which model made it)
   changes/<survey_id>/        changes.gpkg, changes.parquet, summary.json (against the site's previous survey)
@@ -29,7 +29,8 @@ from typing import Final
 
 
 class LabelSource:
-    """Where a survey's label masks come from: drawn by hand, or object-oriented (study A).
+    """Where a training set's label masks come from: drawn by hand, object-oriented (study A), or
+    their union (every tile either labels; the pixel-wise union where both do).
 
     Plain strings (not an Enum): they travel into Dagster metadata, MLflow tags, Parquet columns
     and JSON as they are.
@@ -37,7 +38,15 @@ class LabelSource:
 
     MANUAL: Final = "manual"
     OBIA: Final = "obia"
-    ALL: Final = (MANUAL, OBIA)
+    UNION: Final = "union"
+    #: The sources that label surveys (``labels/<source>/``); the union is made from them.
+    MASK_SOURCES: Final = (MANUAL, OBIA)
+    ALL: Final = (MANUAL, OBIA, UNION)
+
+    @staticmethod
+    def asset_prefix(source: str) -> str:
+        """The prefix of a source's training assets: none for manual labels, ``<source>_`` otherwise."""
+        return "" if source == LabelSource.MANUAL else f"{source}_"
 
     @classmethod
     def check(cls, source: str) -> str:
@@ -78,10 +87,11 @@ LABEL_SOURCE_TABLE = "label_sources.parquet"
 EXPERIMENT_TABLE = "table.parquet"
 REPORT = "report.md"
 REPORT_SUMMARY = "summary.csv"
-IMPROVEMENT_TABLE = "improvement.csv"
+IMPROVEMENT_TABLE = "improvement.csv"  # training-size study: one architecture's relative change over another
 BY_LANDSLIDE_SIZE = "by_landslide_size.csv"  # architecture report: recall per landslide size class
-BY_BACKGROUND = "by_background.csv"  # architecture report: scores per background-complexity class  # training-size study: one architecture's relative change over another
+BY_BACKGROUND = "by_background.csv"  # architecture report: scores per background-complexity class
 ARCHITECTURES_REPORT = "architectures"  # the folder of the architecture comparison under reports/
+CLASS_EXAMPLES_PANEL = "examples_{}.png"  # architecture report: example tiles of one breakdown class ({}: its slug)
 # Maps and changes.
 MAP_PROBABILITY = "probability.tif"
 MAP_MASK = "mask.tif"

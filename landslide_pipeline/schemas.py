@@ -85,12 +85,12 @@ class ScoredModels(pa.DataFrameModel):
 
 
 class EvaluationTable(ScoredModels):
-    """Landslide-class scores of each architecture x fold model (``kind`` fold) on its validation
-    fold and on the held-out test split, and of each architecture's fold ensemble (``kind``
-    ensemble, ``fold`` -1, test split only), scored against the ``reference`` label source (for a
-    model trained on object-oriented labels, the manual ones) at the model's calibrated threshold,
-    with the arg-max decision's scores beside them. The label-source comparison holds one such
-    table per training label source."""
+    """Landslide-class scores of each model (label source x variant: architecture and input set)
+    x fold (``kind`` fold) on its validation fold and on the held-out test split, and of each
+    model's fold ensemble (``kind`` ensemble, ``fold`` -1, test split only), scored against the
+    ``reference`` label source (the manual masks when there are any) at the model's calibrated
+    threshold, with the arg-max decision's scores beside them. The label-source comparison holds
+    the rows of the variants trained on two or more label sources."""
 
     kind: Series[str] = pa.Field(isin=["fold", "ensemble"])
     fold: Series[int] = pa.Field(ge=-1)
@@ -101,7 +101,8 @@ class EvaluationTable(ScoredModels):
     kappa_argmax: Series[float] = pa.Field(ge=-1.0, le=1.0)
     flips: Series[bool]
     members: Series[int] = pa.Field(ge=1)
-    label_source: Series[str]
+    label_source: Series[str] = pa.Field(isin=["manual", "obia", "union"])
+    inputs: Series[str]  # the input set (training.inputs); ``architecture`` holds the variant key
     reference: Series[str]
     mlflow_run_id: Series[str]
 

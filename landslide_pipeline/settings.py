@@ -11,6 +11,9 @@ Environment variables:
     LANDSLIDE_ARCHITECTURES: comma-separated registry names, one model partition each (default
         all four: ``linknet,unet,resunet,fcn``); what is trained is chosen per run, and evaluation
         takes the architectures whose every fold has been trained.
+    LANDSLIDE_INPUT_SETS: comma-separated input sets (``training.inputs``), each crossed with every
+        architecture in the model partitions (default ``rgb-slope,rgb``: ``linknet`` takes the image
+        and slope, ``linknet@rgb`` the image alone, for surveys without a DEM).
     LANDSLIDE_FOLDS: number of cross-validation folds, at least 2 (default 5).
     LANDSLIDE_DATA: the data folder (default ``data``).
     MLFLOW_TRACKING_URI: MLflow's runs and registry (default ``sqlite:///mlruns/mlflow.db``).
@@ -30,6 +33,9 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "LANDSLIDE_ARCHITECTURES": ("linknet,unet,resunet,fcn", "comma-separated architectures, one model partition "
                                 "each: linknet, unet, resunet, fcn, unet-3x3 (study B's 34.5 M U-Net); training a "
                                 "subset is normal, evaluation takes what has been trained"),
+    "LANDSLIDE_INPUT_SETS": ("rgb-slope,rgb", "comma-separated input sets crossed with the architectures in the "
+                             "model partitions: rgb, rgb-dem, rgb-slope (the default, key `linknet`), rgb-terrain "
+                             "(key `linknet@rgb-terrain`)"),
     "LANDSLIDE_FOLDS": ("5", "k of the k-fold cross-validation (at least 2)"),
     "LANDSLIDE_DATA": ("data", "the data folder: raw surveys and every output (relative: to the working directory)"),
     "MLFLOW_TRACKING_URI": ("sqlite:///mlruns/mlflow.db", "MLflow's store of runs and registered models"),
@@ -49,6 +55,7 @@ class PipelineSettings:
 
     architectures: tuple[str, ...] = ("linknet", "unet", "resunet", "fcn")
     n_folds: int = 5
+    input_sets: tuple[str, ...] = ("rgb-slope", "rgb")
 
     def __post_init__(self) -> None:
         # Imported here: reading settings (e.g. storage paths) must not load torch.
@@ -61,11 +68,24 @@ class PipelineSettings:
             )
         if self.n_folds < 2:
             raise ValueError(f"n_folds must be at least 2, got {self.n_folds}")
+        from landslide_pipeline.training.inputs import check_input_set
+
+        if not self.input_sets:
+            raise ValueError("give at least one input set")
+        for name in self.input_sets:
+            check_input_set(name)
+
+    @property
+    def model_variants(self) -> list[str]:
+        """The model partitions' keys: every architecture with every input set (``training.inputs``)."""
+        from landslide_pipeline.training.inputs import variant_keys
+
+        return variant_keys(self.architectures, self.input_sets)
 
     @classmethod
     def from_env(cls) -> PipelineSettings:
-        """Reads LANDSLIDE_ARCHITECTURES and LANDSLIDE_FOLDS, falling back to the defaults."""
-        names, folds = _env("LANDSLIDE_ARCHITECTURES"), _env("LANDSLIDE_FOLDS")
+        """Reads LANDSLIDE_ARCHITECTURES, LANDSLIDE_FOLDS and LANDSLIDE_INPUT_SETS, falling back to the defaults."""
+        names, folds, inputs = _env("LANDSLIDE_ARCHITECTURES"), _env("LANDSLIDE_FOLDS"), _env("LANDSLIDE_INPUT_SETS")
         try:
             n_folds = int(folds)
         except ValueError as err:
@@ -73,6 +93,7 @@ class PipelineSettings:
         return cls(
             architectures=tuple(n.strip() for n in names.split(",") if n.strip()),
             n_folds=n_folds,
+            input_sets=tuple(n.strip() for n in inputs.split(",") if n.strip()),
         )
 
 

@@ -118,17 +118,40 @@ def test_train_runs_the_chain_on_the_named_surveys_with_the_profile(tmp_path, mo
     calls = []
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("landslide_pipeline.demo.run_project", lambda root, surveys, config, train: calls.append(
-        (root, surveys, config, train, os.environ["LANDSLIDE_FOLDS"], os.environ["LANDSLIDE_ARCHITECTURES"])))
+        (root, surveys, config, train, os.environ["LANDSLIDE_FOLDS"], os.environ["LANDSLIDE_ARCHITECTURES"],
+         os.environ.get("LANDSLIDE_INPUT_SETS"))))
+    monkeypatch.setenv("LANDSLIDE_INPUT_SETS", "rgb-slope,rgb")  # restored after the test
     monkeypatch.setenv("LANDSLIDE_FOLDS", "5")
     monkeypatch.setenv("LANDSLIDE_ARCHITECTURES", "linknet")
     (tmp_path / "data" / "raw" / "pit_2024").mkdir(parents=True)
     assert main(["train", "pit_2024", "--epochs", "12", "--folds", "3", "--architectures", "unet,fcn"]) == 0
     assert calls == [(tmp_path, ["pit_2024"], {"trained_model": {"profile": "cpu", "epochs": 12}},
-                      {"unet": {}, "fcn": {}}, "3", "unet,fcn")]
+                      {"unet": {}, "fcn": {}}, "3", "unet,fcn", "rgb-slope")]
     monkeypatch.setenv("LANDSLIDE_ARCHITECTURES", "linknet,unet,resunet,fcn")
     monkeypatch.setenv("LANDSLIDE_FOLDS", "5")
     assert main(["train", "pit_2024"]) == 0  # by default LinkNet, the cpu profile's choice; partitions unchanged
-    assert calls[-1][3:] == ({"linknet": {}}, "5", "linknet,unet,resunet,fcn")
+    assert calls[-1][3:] == ({"linknet": {}}, "5", "linknet,unet,resunet,fcn", "rgb-slope")
+    # Image-only variants: their partitions exist, and the training set needs no DEM.
+    assert main(["train", "pit_2024", "--architectures", "linknet@rgb,unet@rgb"]) == 0
+    assert calls[-1][2] == {"trained_model": {"profile": "cpu"}, "training_set": {"use_terrain": False}}
+    assert calls[-1][3:] == ({"linknet@rgb": {}, "unet@rgb": {}}, "5", "linknet,unet", "rgb")
+
+
+def test_train_on_several_label_sources_trains_each_source_alike(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("landslide_pipeline.demo.run_project",
+                        lambda root, surveys, config, train, source_plans: calls.append((train, source_plans)))
+    monkeypatch.setenv("LANDSLIDE_ARCHITECTURES", "linknet")
+    monkeypatch.setenv("LANDSLIDE_INPUT_SETS", "rgb-slope")
+    (tmp_path / "data" / "raw" / "pit").mkdir(parents=True)
+    assert main(["train", "pit", "--architectures", "unet", "--label-sources", "manual,obia,union"]) == 0
+    assert calls == [({"unet": {}}, {"obia": {"unet": {}}, "union": {"unet": {}}})]
+    for argument, error in (("--label-sources=lidar", "unknown label source 'lidar'"),
+                            ("--architectures=unet@rgb-lidar", "unknown input set 'rgb-lidar'")):
+        with pytest.raises(SystemExit) as usage:
+            main(["train", "pit", argument])
+        assert usage.value.code == 2 and error in capsys.readouterr().err
 
 
 def test_train_names_survey_folders_that_are_missing(tmp_path, monkeypatch, capsys):

@@ -6,7 +6,7 @@ from landslide_pipeline.schemas import EvaluationTable
 
 
 def row(arch: str, fold: int, **over) -> dict:
-    base = dict(architecture=arch, fold=fold, split="validation", label_source="manual", reference="manual",
+    base = dict(architecture=arch, fold=fold, split="validation", label_source="manual", inputs="rgb-slope", reference="manual",
                 n_tiles=4, tp=10, fp=2, fn=3, tn=85,
                 precision=0.83, recall=0.77, f1=0.8, iou=0.67, accuracy=0.95, kappa=0.77, threshold=0.42,
                 precision_argmax=0.9, recall_argmax=0.7, f1_argmax=0.79, kappa_argmax=0.76, kind="fold", flips=False,
@@ -67,7 +67,7 @@ def test_two_label_sources_share_a_table_but_each_needs_every_fold():
 
 
 def experiment_row(variant: str, fold: int, **over) -> dict:
-    evaluation_only = ("label_source", "reference", "mlflow_run_id", "kind", "flips", "members", "precision_argmax",
+    evaluation_only = ("label_source", "inputs", "reference", "mlflow_run_id", "kind", "flips", "members", "precision_argmax",
                        "recall_argmax", "f1_argmax", "kappa_argmax")
     base = {k: v for k, v in row("unet", fold).items() if k not in evaluation_only}
     return {**base, "variant": variant, "bands": "red+green+blue", "train_tiles": 40, **over}

@@ -29,7 +29,7 @@ def build_definitions(settings: PipelineSettings, storage: StorageSettings = DEF
     """The project's Definitions for the given partition settings and storage locations."""
     definitions = [
         raw_survey, survey_tiles, manual_labels, obia_labels, label_agreement, label_agreement_schema,
-        *build_training_assets(settings, LabelSource.MANUAL), *build_training_assets(settings, LabelSource.OBIA),
+        *(a for source in LabelSource.ALL for a in build_training_assets(settings, source)),
         *build_evaluation_assets(settings), *build_report_assets(settings), *build_experiment_assets(settings),
         landslide_map, landslide_changes, landslide_change_alert,
     ]

@@ -34,7 +34,13 @@ from landslide_pipeline.reports.markdown import MlflowLinks
 from landslide_pipeline.schemas import ExperimentTable
 from landslide_pipeline.settings import PipelineSettings
 from landslide_pipeline.training.dataset import TrainingSet
-from landslide_pipeline.training.experiments import Variant, band_variants, run_variant_experiment, size_variants
+from landslide_pipeline.training.experiments import (
+    Variant,
+    band_variants,
+    run_variant_experiment,
+    size_study_bands,
+    size_variants,
+)
 from landslide_pipeline.training.loop import pick_device
 from landslide_pipeline.training.profiles import ProfileName, resolve_profile
 
@@ -53,7 +59,8 @@ class ExperimentConfig(Config):
                                                                       "default; any registry names).")
     band_sets: dict[str, list[str]] | None = Field(
         None, description="Band study: named band subsets to compare, e.g. {'rgb': ['band_4', 'band_3', 'band_2'], "
-                          "'rgb+terrain': [..., 'band_13', 'band_14']}; default image bands vs image + terrain.")
+                          "'rgb+terrain': [..., 'band_13', 'band_14']}; default: every input set the training "
+                          "set's bands allow (rgb, rgb-dem, rgb-slope, rgb-terrain).")
 
 
 def _run(context: AssetExecutionContext, config: ExperimentConfig, settings: PipelineSettings, samples: TrainingSet,
@@ -129,8 +136,9 @@ def _bands(samples: TrainingSet, config: ExperimentConfig) -> list[Variant]:
 
 def _band_report(table: pd.DataFrame, directory: Path, links: MlflowLinks, config: dict) -> ExperimentReport:
     return write_comparison_report(
-        table, variant_summary(table), "bands", "Input bands: image vs image + terrain (study A, Table 7)",
-        "The same architectures, folds and training, with and without the DEM-derived slope band.",
+        table, variant_summary(table), "bands", "Input bands: RGB vs RGB + DEM, slope, terrain (study A, Table 7)",
+        "The same architectures, folds and training, on each input set: the image alone (rgb), with the elevation "
+        "centred per tile (rgb-dem), with the slope (rgb-slope), with every terrain band (rgb-terrain).",
         directory, links, config)
 
 
@@ -138,14 +146,14 @@ def build_experiment_assets(settings: PipelineSettings) -> list[AssetsDefinition
     """``band_comparison`` and ``training_size_study``, each with its blocking schema check."""
     bands = _experiment_asset(
         settings, "band_comparison",
-        "Study A, Table 7: every architecture x fold trained on the image bands alone and on image + terrain "
-        "(slope), scored on validation and test tiles; table, plots and report in data/reports/band_comparison/.",
+        "Study A, Table 7: every architecture x fold trained on each input set the training set allows (rgb, "
+        "rgb-dem, rgb-slope, rgb-terrain), scored on validation and test tiles; table, plots and report in data/reports/band_comparison/.",
         _bands, _band_report)
     sizes = _experiment_asset(
         settings, "training_size_study",
         "Study B's training-set size study: every architecture x fold trained on at most N original tiles "
         "(config sizes, default 100/200/300/400); table, F1-vs-size plot and report in "
         "data/reports/training_size_study/.",
-        lambda samples, config: size_variants(samples.bands, config.sizes),
+        lambda samples, config: size_variants(size_study_bands(samples.bands), config.sizes),
         write_training_size_report)
     return [bands, _schema_check(bands, "band_comparison"), sizes, _schema_check(sizes, "training_size_study")]

@@ -41,7 +41,8 @@ from landslide_pipeline.surveys import open_survey
 class MappingConfig(Config):
     """Which registered model maps, and how."""
 
-    model_alias: str = Field("champion", description="Alias of the registered model to map with.")
+    model_alias: str = Field("champion", description="Alias of the registered model to map with; a survey without "
+                                                     "a DEM falls back to <alias>-rgb when that model needs terrain.")
     window: int = Field(512, description="Prediction window in pixels (a multiple of 32).")
     overlap: int = Field(64, description="Overlap of neighbouring windows, blended linearly.")
     threshold: float | None = Field(None, description="Landslide probability above which a pixel is mapped; "
@@ -54,10 +55,11 @@ class MappingConfig(Config):
        deps=["raw_survey", "champion_model"], code_version="2", automation_condition=AutomationCondition.eager())
 def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_store: DataStore,
                   mlflow_tracking: MlflowTracking) -> MaterializeResult:
-    """The survey's landslide map from the registered model (alias ``champion`` by default): a
-    probability and a binary mask Cloud-Optimized GeoTIFF on the survey's grid, landslide polygons
-    (area, perimeter, mean probability) in a GeoPackage, and ``map.json`` naming the model
-    version that made them. Pre-cut tile data sets have no scene and are not mapped."""
+    """The survey's landslide map from the registered model (alias ``champion`` by default; for a
+    survey without a DEM and a champion that takes terrain, ``champion-rgb``): a probability and
+    a binary mask Cloud-Optimized GeoTIFF on the survey's grid, landslide polygons (area,
+    perimeter, mean probability) in a GeoPackage, and ``map.json`` naming the alias, input bands
+    and model version that made them. Pre-cut tile data sets have no scene and are not mapped."""
     layout = data_store.layout
     survey_id = context.partition_key
     survey = open_survey(layout.raw_survey(survey_id))
@@ -66,17 +68,23 @@ def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_st
         return MaterializeResult(metadata={"mapped": False})
     spec = PredictionSpec(window=config.window, overlap=config.overlap, threshold=config.threshold)
     vectorize = VectorizeSpec(min_area_m2=config.min_area_m2, simplify_m=config.simplify_m)
+    alias, model_tags = mlflow_tracking.mapping_model(config.model_alias, has_dem=survey.scene.dem is not None)
     with tempfile.TemporaryDirectory() as download, atomic_directory(layout.map(survey_id)) as staging:
-        model_dir, version, run_id = mlflow_tracking.download_model(config.model_alias, Path(download))
+        model_dir, version, run_id = mlflow_tracking.download_model(alias, Path(download))
         context.log.info(f"mapping {survey_id} with {mlflow_tracking.registered_model_name} v{version} "
-                         f"(@{config.model_alias}, run {run_id})")
-        provenance = {"survey_id": survey_id, "model": mlflow_tracking.registered_model_name,
-                      "alias": config.model_alias, "version": version, "mlflow_run_id": run_id,
-                      "config": config.model_dump()}
+                         f"(@{alias}, {model_tags.get('label_source')} labels, inputs {model_tags.get('inputs')}, "
+                         f"run {run_id})" + (f"; no DEM, so not @{config.model_alias}" if alias != config.model_alias
+                                             else ""))
+        provenance = {"survey_id": survey_id, "model": mlflow_tracking.registered_model_name, "alias": alias,
+                      "requested_alias": config.model_alias, "version": version, "mlflow_run_id": run_id,
+                      "label_source": model_tags.get("label_source"), "inputs": model_tags.get("inputs"),
+                      "bands": model_tags.get("bands"), "config": config.model_dump()}
         result = write_landslide_map(survey.scene, model_dir, staging, spec, vectorize, provenance,
                                      layout.map(survey_id))
     return MaterializeResult(metadata={
-        "mapped": True, "model_version": version, "model_alias": config.model_alias, "mlflow_run_id": run_id,
+        "mapped": True, "model_version": version, "model_alias": alias, "requested_alias": config.model_alias,
+        "label_source": str(model_tags.get("label_source")), "inputs": str(model_tags.get("inputs")),
+        "mlflow_run_id": run_id,
         "n_landslides": len(result.polygons), "landslide_area_m2": round(result.landslide_area_m2, 1),
         "landslide_fraction": result.report.landslide_fraction,
         "megapixels_per_second": result.report.megapixels_per_second,

@@ -1,4 +1,4 @@
-"""Partitions: surveys arrive at run time; models are architecture x fold."""
+"""Partitions: surveys arrive at run time; models are variant (architecture and input set) x fold."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ survey_partitions = DynamicPartitionsDefinition(name=SURVEY_PARTITIONS)
 
 
 def model_partitions(settings: PipelineSettings) -> MultiPartitionsDefinition:
-    """Architecture x fold partitions of the model assets."""
+    """Architecture x fold partitions of the model assets. The "architecture" keys are model
+    variants (``training.inputs``): ``linknet`` (the default input set, image + slope) and
+    ``linknet@rgb`` (the image alone), ..."""
     return MultiPartitionsDefinition({
-        "architecture": StaticPartitionsDefinition(list(settings.architectures)),
+        "architecture": StaticPartitionsDefinition(settings.model_variants),
         "fold": StaticPartitionsDefinition([str(k) for k in range(settings.n_folds)]),
     })

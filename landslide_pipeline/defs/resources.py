@@ -2,7 +2,8 @@
 
 
 import contextlib
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import mlflow
@@ -12,6 +13,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
 from landslide_pipeline.layout import DataLayout
+from landslide_pipeline.mapping.landslide_map import mapping_alias
 from landslide_pipeline.model_store import (
     DEFAULT_TRACKING_URI,
     check_tracking_store,
@@ -30,6 +32,12 @@ CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 #: Tags that describe one fold's run, not the cross-validation as a whole.
 PER_FOLD_TAGS = frozenset({"dagster.run_id", "dagster.partition", "fold", "landslide.checkpoint"})
+
+
+def metric_name(text: str) -> str:
+    """``text`` as an MLflow metric name: characters MLflow refuses (the ``@`` of a variant key,
+    ``linknet@rgb``) become underscores."""
+    return re.sub(r"[^\w\-. :/]", "_", text)
 
 
 class DataStore(ConfigurableResource):
@@ -153,7 +161,7 @@ class MlflowTracking(ConfigurableResource):
         """Logs an experiment report (its folder as artifacts, its headline figures as metrics) in a
         run of its own; returns the run id."""
         with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags) as run:
-            mlflow.log_metrics(metrics)
+            mlflow.log_metrics({metric_name(name): value for name, value in metrics.items()})
             mlflow.log_artifacts(str(directory), artifact_path="report")
         return run.info.run_id
 
@@ -178,24 +186,47 @@ class MlflowTracking(ConfigurableResource):
             for key, value in metrics.items():
                 client.log_metric(run_id, key, value)
         folds = fold_rows(table)
-        for architecture, metrics in cross_validation_metrics(table).items():
-            run_ids = folds.loc[folds["architecture"] == architecture, "mlflow_run_id"]
+        for (source, variant), metrics in cross_validation_metrics(table).items():
+            run_ids = folds.loc[(folds["label_source"] == source) & (folds["architecture"] == variant), "mlflow_run_id"]
             parent = client.get_run(run_ids.iloc[0]).data.tags.get("mlflow.parentRunId") if len(run_ids) else None
             if parent is not None:
                 for key, value in metrics.items():
                     client.log_metric(parent, key, value)
 
     def register_model(self, run_id: str, tags: dict[str, str], description: str = "",
-                          alias: str = CHAMPION_ALIAS) -> tuple[str, str]:
-        """Registers a run's model and points ``alias`` (``champion`` by default) at the new version.
-
-        Returns:
-            The version number and the ``models:/<name>@<alias>`` URI.
-        """
+                       aliases: Sequence[str] = (CHAMPION_ALIAS,)) -> str:
+        """Registers a run's model and points each of ``aliases`` at the new version; returns the
+        version number (load it with ``models:/<name>@<alias>``)."""
         mlflow.set_tracking_uri(self.resolved_tracking_uri())
         version = mlflow.register_model(f"runs:/{run_id}/model", self.registered_model_name, tags=tags)
         client = mlflow.MlflowClient()
         if description:
             client.update_model_version(self.registered_model_name, version.version, description=description)
-        client.set_registered_model_alias(self.registered_model_name, alias, version.version)
-        return version.version, f"models:/{self.registered_model_name}@{alias}"
+        for alias in aliases:
+            client.set_registered_model_alias(self.registered_model_name, alias, version.version)
+        return version.version
+
+    def mapping_model(self, requested: str, has_dem: bool) -> tuple[str, dict[str, str]]:
+        """The alias to map a survey with (``mapping.landslide_map.mapping_alias``: ``requested``,
+        or its image-only twin for a survey without a DEM) and its version's tags."""
+        tags: dict[str, dict[str, str]] = {}
+
+        def alias_bands(alias: str) -> list[str] | None:
+            found = self.alias_tags(alias)
+            if found is None:
+                return None
+            tags[alias] = found
+            return found.get("bands", "").split(",")
+
+        alias = mapping_alias(requested, has_dem, alias_bands)
+        return alias, tags[alias]
+
+    def alias_tags(self, alias: str) -> dict[str, str] | None:
+        """The tags of the version ``alias`` points at (``bands``, ``inputs``, ...), or None when
+        no version has that alias."""
+        mlflow.set_tracking_uri(self.resolved_tracking_uri())
+        try:
+            version = mlflow.MlflowClient().get_model_version_by_alias(self.registered_model_name, alias)
+        except mlflow.exceptions.MlflowException:
+            return None
+        return dict(version.tags)

@@ -21,9 +21,9 @@ capped. What dominates is the network's activations for one batch of windows (ab
 512 px window for U-Net at width 0.125) and the libraries (about 380 MB with torch).
 
 Inputs are built exactly as for training (``training.features.tile_features``): image bands
-scaled by their dtype's range, then slope / 90 degrees when the model's bands include "slope",
-from the DEM resampled (bilinear) onto each window's grid with a one-pixel margin
-(``geo.terrain``). The model normalises them with its training statistics and refuses imagery of
+scaled by their dtype's range, then the terrain bands the model takes (elevation centred per
+window, slope, hillshade, relief: ``training.features.terrain_feature``) from the DEM resampled
+(bilinear) onto each window's grid with a margin (``geo.terrain``). The model normalises them with its training statistics and refuses imagery of
 another dtype than it was trained on. Nodata pixels (the survey's nodata override, else an alpha
 band, else the image's nodata value or NaN, else its internal mask, as in tiling) enter the
 network as NaN, which its normalisation turns into the band mean, so a NaN cannot spread through
@@ -48,7 +48,7 @@ from torch import nn
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.grid import TILE_MULTIPLE, tile_offsets
 from landslide_pipeline.geo.scene import SceneFiles, SceneReader
-from landslide_pipeline.geo.terrain import BASE_TERRAIN
+from landslide_pipeline.geo.terrain import BASE_TERRAIN, OPTIONAL_TERRAIN_BANDS
 from landslide_pipeline.layout import MAP_MASK, MAP_PROBABILITY
 from landslide_pipeline.mapping.outputs import MapGrid, MapWriter
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
@@ -160,7 +160,7 @@ def predict_scene(scene: SceneFiles, model: nn.Module, model_bands: Sequence[str
 
     Args:
         scene: The image (or crops to mosaic), the DEM (required when ``model_bands`` include
-            "slope", ignored otherwise), the image bands to feed and a nodata override
+            terrain bands, ignored otherwise), the image bands to feed and a nodata override
             (``geo.scene.SceneFiles``).
         model: A model mapping (N, bands, H, W) input bands (NaN where there is no data) to
             (N, classes, H, W) class probabilities, class 1 = landslide: a
@@ -179,9 +179,9 @@ def predict_scene(scene: SceneFiles, model: nn.Module, model_bands: Sequence[str
 
     Raises:
         SurveyInputError: unreadable or truncated image, unsupported dtype, a band count other
-            than the model's, imagery of another input scaling than the model's, a slope model
+            than the model's, imagery of another input scaling than the model's, a terrain model
             without a DEM, or a scene side under 32 px.
-        ValueError: model bands holding a terrain band other than a final "slope".
+        ValueError: model bands with terrain bands before image bands.
     """
     start = time.perf_counter()
     device = device or pick_device()
@@ -189,13 +189,13 @@ def predict_scene(scene: SceneFiles, model: nn.Module, model_bands: Sequence[str
     with ExitStack() as stack:
         reader = stack.enter_context(SceneReader(scene))
         _check_scaling(reader, image_scaling)
-        with_slope = _needs_slope(reader, model_bands)
+        terrain = _terrain_inputs(reader, model_bands)
         rows, cols = _window_axis(reader.name, reader.height, spec), _window_axis(reader.name, reader.width, spec)
         grid = MapGrid(reader.height, reader.width, reader.crs, reader.transform, spec.blocksize)
         tags = {"model_bands": ",".join(model_bands), "window": str(spec.window), "overlap": str(spec.overlap)}
         threshold = ARGMAX_THRESHOLD if spec.threshold is None else spec.threshold
         writer = stack.enter_context(MapWriter(grid, probability, mask, threshold, tags))
-        counts = _map_strips(reader, with_slope, _Model(model, device, batch_size(spec, device)), rows, cols, writer)
+        counts = _map_strips(reader, terrain, _Model(model, device, batch_size(spec, device)), rows, cols, writer)
         writer.publish()
     return _report(writer, grid, counts, time.perf_counter() - start)
 
@@ -252,27 +252,28 @@ def _window_axis(name: Path, length: int, spec: PredictionSpec) -> _Axis:
     return _Axis(size, offsets, weights, coverage)
 
 
-def _needs_slope(reader: SceneReader, model_bands: Sequence[str]) -> bool:
-    """Checks the scene against the model's bands; whether the model takes a slope band.
+def _terrain_inputs(reader: SceneReader, model_bands: Sequence[str]) -> tuple[str, ...]:
+    """Checks the scene against the model's bands; the terrain bands the model takes, in order.
 
     Raises:
-        ValueError: a terrain band other than a final "slope" (``tile_features`` builds no other).
-        SurveyInputError: the scene has another number of image bands, no DEM for the slope, or
-            no CRS to place the DEM on.
+        ValueError: terrain bands before image bands, or one ``tile_features`` does not build.
+        SurveyInputError: the scene has another number of image bands, no DEM for the terrain
+            bands, or no CRS to place the DEM on.
     """
-    terrain = [b for b in model_bands if b in TERRAIN_BANDS]
-    if terrain not in ([], ["slope"]) or (terrain and model_bands[-1] != "slope"):
-        raise ValueError(f"model bands {list(model_bands)}: only a final 'slope' band is supported as terrain input")
+    terrain = tuple(b for b in model_bands if b in TERRAIN_BANDS)
     n_model_image_bands = len(model_bands) - len(terrain)
+    if tuple(model_bands[n_model_image_bands:]) != terrain:
+        raise ValueError(f"model bands {list(model_bands)}: terrain bands must follow the image bands")
     if n_model_image_bands != len(reader.bands):
         raise SurveyInputError(reader.name, f"has {len(reader.bands)} image band(s) to feed; the model takes "
                                             f"{n_model_image_bands} ({', '.join(model_bands[:n_model_image_bands])})")
     if terrain and not reader.has_dem:
-        raise SurveyInputError(reader.name, f"the model takes a slope band (bands {', '.join(model_bands)}); "
-                                            "give the survey's DEM to map this scene")
+        raise SurveyInputError(reader.name, f"the model takes terrain bands (bands {', '.join(model_bands)}); "
+                                            "give the survey's DEM, or map it with an image-only model "
+                                            "(alias champion-rgb)")
     if terrain and reader.crs is None:
-        raise SurveyInputError(reader.name, "has no CRS, so the DEM cannot be placed on it for the slope band")
-    return bool(terrain)
+        raise SurveyInputError(reader.name, "has no CRS, so the DEM cannot be placed on it for the terrain bands")
+    return terrain
 
 
 class _Model:
@@ -322,7 +323,7 @@ class _Stitcher:
         return self.start, self.sums[:n_rows] / coverage, invalid
 
 
-def _map_strips(reader: SceneReader, with_slope: bool, model: _Model, rows: _Axis, cols: _Axis,
+def _map_strips(reader: SceneReader, terrain: tuple[str, ...], model: _Model, rows: _Axis, cols: _Axis,
                 writer: MapWriter) -> dict[str, int]:
     """Runs every strip of windows and writes the finished rows; returns pixel and window counts."""
     counts = {"valid": 0, "landslide": 0, "windows": 0, "skipped": 0}
@@ -341,7 +342,7 @@ def _map_strips(reader: SceneReader, with_slope: bool, model: _Model, rows: _Axi
         counts["windows"] += len(live)
         counts["skipped"] += len(cols.offsets) - len(live)
         for batch in _batches(live, model.batch_size):
-            x = np.stack([_window_input(reader if with_slope else None, image, invalid, row, col, cols.size)
+            x = np.stack([_window_input(reader, terrain, image, invalid, row, col, cols.size)
                           for col in batch])
             for col, probability in zip(batch, model.probability(x)):
                 stitcher.add(col, probability)
@@ -364,10 +365,13 @@ def _batches(items: list[int], size: int) -> Iterator[list[int]]:
         yield items[start:start + size]
 
 
-def _window_input(terrain: SceneReader | None, image: np.ndarray, invalid: np.ndarray | None, row: int, col: int,
-                  width: int) -> np.ndarray:
-    """Network input (bands [+ slope], H, W) of the window at scene (row, col) of a strip."""
+def _window_input(reader: SceneReader, terrain: tuple[str, ...], image: np.ndarray, invalid: np.ndarray | None,
+                  row: int, col: int, width: int) -> np.ndarray:
+    """Network input (image bands, then ``terrain``, H, W) of the window at scene (row, col) of a strip."""
     height = image.shape[1]
-    heights = (terrain.terrain(row, col, height, width, BASE_TERRAIN.bands, BASE_TERRAIN.relief_radius_m)
-               if terrain is not None else None)
-    return tile_features(image[:, :, col:col + width], heights, None if invalid is None else invalid[:, col:col + width])
+    heights = None
+    if terrain:
+        derived = BASE_TERRAIN.bands + tuple(b for b in OPTIONAL_TERRAIN_BANDS if b in terrain)
+        heights = dict(zip(derived, reader.terrain(row, col, height, width, derived, BASE_TERRAIN.relief_radius_m)))
+    return tile_features(image[:, :, col:col + width], heights, None if invalid is None else invalid[:, col:col + width],
+                         terrain)

@@ -50,11 +50,14 @@ def architecture_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def write_architecture_report(table: pd.DataFrame, directory: Path, links: MlflowLinks, config: Mapping[str, Any],
                               panel: PanelTiles | None = None,
-                              breakdown: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> ExperimentReport:
+                              breakdown: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+                              examples: Mapping[str, Path] | None = None) -> ExperimentReport:
     """The architecture comparison: summary table, score and cost plots per split, the fold
     ensembles' test scores (rows of ``kind`` ensemble, when the table has them), each best fold
     model's test scores by landslide size and by background complexity (study B Figs. 10-12,
-    ``metrics.breakdown``; ``by_landslide_size.csv``, ``by_background.csv``), a panel."""
+    ``metrics.breakdown``; ``by_landslide_size.csv``, ``by_background.csv``), example panels per
+    class of those (``examples``: class name -> PNG already in ``directory``, e.g. written by
+    ``panels.class_panels``; listed with the plots), a panel."""
     ensembles = table[table["kind"] == "ensemble"] if "kind" in table else table.iloc[:0]
     table = table[table["kind"] == "fold"] if "kind" in table else table
     summary = architecture_summary(table)
@@ -81,6 +84,18 @@ def write_architecture_report(table: pd.DataFrame, directory: Path, links: Mlflo
         report.heading("By background complexity (study B, Fig. 12)").paragraph(
             "Test tiles in three equal-count classes by edge density (mean gradient of the image bands' mean); "
             "scores pooled over each class's pixels.").table(backgrounds)
+    if examples:
+        report.heading("Examples per class (study B, Figs. 10-12)").paragraph(
+            "A few test tiles per landslide size class and of the simplest and the most complex backgrounds. "
+            "Image | reference | each model's prediction: true positives yellow, false positives red, "
+            "false negatives blue.")
+        for name, path in examples.items():
+            path = Path(path)
+            # The report is published by moving its folder: a PNG elsewhere would be left behind.
+            if path.parent.resolve() != Path(directory).resolve() or not path.is_file():
+                raise ValueError(f"example panel {path} of {name!r} is not a file in the report folder {directory}")
+            report.heading(name, level=3).image(path, f"examples: {name}")
+            plots.append(path)
     return _finish(report, summary, plots, table, directory, links, config, panel)
 
 

@@ -7,6 +7,7 @@ colours a reader sees can be checked against the legend without reading pixels b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from landslide_pipeline.layout import CLASS_EXAMPLES_PANEL
 from landslide_pipeline.reports.plots import save_png
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.evaluate import predict_with_saved_model
@@ -173,6 +175,53 @@ def qualitative_panel(images: np.ndarray, reference: np.ndarray, predictions: Ma
     return save_png(fig, path)
 
 
+def class_slug(name: str) -> str:
+    """A class name as a file-name part: lower case, runs of other characters than letters and
+    digits as one underscore ("small landslides" -> "small_landslides")."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if not slug:
+        raise ValueError(f"class name {name!r} has no letters or digits to name a file by")
+    return slug
+
+
+def class_panels(images: np.ndarray, reference: np.ndarray, predictions: Mapping[str, np.ndarray],
+                 examples: Mapping[str, np.ndarray], directory: Path,
+                 titles: Sequence[str] | None = None) -> dict[str, Path]:
+    """One qualitative panel per class of example tiles (study B, Figs. 10-12), e.g. of
+    ``metrics.breakdown.example_tiles``: ``CLASS_EXAMPLES_PANEL`` named by the class's slug.
+
+    Args:
+        images: (N, C, H, W) float tiles the examples index.
+        reference: (N, H, W) {0, 1} reference masks.
+        predictions: Architecture -> (N, H, W) {0, 1} predicted masks.
+        examples: Class name -> indices of its tiles; a class without tiles gets no panel.
+        directory: The folder the PNGs are written into.
+        titles: A label per tile of ``images`` (e.g. tile ids); default "tile <index>".
+
+    Returns:
+        Class name -> its PNG, in the order of ``examples``.
+
+    Raises:
+        ValueError: shapes disagree, ``titles`` does not have one label per tile, or two class
+            names give the same file name.
+    """
+    check_panel_inputs(images, reference, predictions)
+    if titles is not None and len(titles) != len(reference):
+        raise ValueError(f"{len(titles)} titles for {len(reference)} tiles")
+    slugs = [class_slug(name) for name in examples]
+    if len(set(slugs)) != len(slugs):
+        raise ValueError(f"class names {list(examples)} do not give distinct file names")
+    paths: dict[str, Path] = {}
+    for (name, tiles), slug in zip(examples.items(), slugs):
+        idx = np.asarray(tiles, dtype=np.int64)
+        if len(idx) == 0:
+            continue
+        labels = [f"tile {i}" if titles is None else str(titles[i]) for i in idx]
+        paths[name] = qualitative_panel(images[idx], reference[idx], {k: p[idx] for k, p in predictions.items()},
+                                        Path(directory) / CLASS_EXAMPLES_PANEL.format(slug), labels)
+    return paths
+
+
 def _fraction(colour: Colour) -> tuple[float, float, float]:
     """An 0..255 colour as the 0..1 RGB triple matplotlib takes."""
     red, green, blue = colour
@@ -210,6 +259,6 @@ def panel_tiles(samples: TrainingSet, models: Mapping[str, Path], n_tiles: int =
     chosen = pick_panel_tiles(reference_all, min(n_tiles, len(pool)), seed)
     idx = pool[chosen]
     images = samples.images[idx]
-    predictions = {name: predict_with_saved_model(path, images) for name, path in models.items()}
+    predictions = {name: predict_with_saved_model(path, images, bands=samples.bands) for name, path in models.items()}
     titles = [str(samples.tiles["tile_id"].iloc[i]) for i in idx]
     return PanelTiles(images, reference_all[chosen], predictions, titles)

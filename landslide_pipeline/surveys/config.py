@@ -10,7 +10,8 @@ kind = "scene"                 # "scene" (default): one georeferenced image; "ti
 site = "atsuma-east"           # surveys of one place over time share a site (for change detection)
 date = 2025-06-01              # when the survey was flown (TOML date): orders a site's surveys for change detection
 role = "train"                 # "train" (default): its labelled tiles are dealt into the folds (and a
-                               # share held out as test); "test": all its tiles form the held-out test split
+                               # share held out as test); "test": all its tiles form the held-out test split;
+                               # "map": a survey to map only (monitoring): never in a training set
 source = "../../../../shared/data/coseismic_scene"  # folder the paths below are relative to
                                # (itself relative to this file; default: this folder)
 # kind = "scene"
@@ -51,7 +52,7 @@ from landslide_pipeline.layout import RAW_IMAGE, SURVEY_CONFIG
 from landslide_pipeline.settings import allowed_data_roots
 
 Kind = Literal["scene", "tiles"]
-Role = Literal["train", "test"]
+Role = Literal["train", "test", "map"]
 LabelFormat = Literal["auto", "gpkg", "geojson", "shapefile", "labelme"]
 
 
@@ -78,7 +79,8 @@ class SurveyConfig:
     Attributes:
         kind: "scene" or "tiles".
         site: The place the survey shows, shared by surveys of one site over time.
-        role: "train" (tiles go to the folds) or "test" (every tile is held out for testing).
+        role: "train" (tiles go to the folds), "test" (every tile is held out for testing) or
+            "map" (mapped only: its labels, if any, never enter a training set).
         date: ISO date of acquisition; a site's surveys are compared in date order.
         source: Absolute folder that image, dem, labels (scene) or the data set (tiles) are in.
         config_file: The survey.toml read, or None.

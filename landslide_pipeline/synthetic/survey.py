@@ -22,7 +22,7 @@ from rasterio.transform import Affine, from_origin
 from shapely import affinity
 from shapely.geometry import Polygon
 
-from landslide_pipeline.layout import GROUND_TRUTH, RAW_DEM, RAW_IMAGE, RAW_LABELS
+from landslide_pipeline.layout import GROUND_TRUTH, RAW_DEM, RAW_IMAGE, RAW_LABELS, SURVEY_CONFIG
 from landslide_pipeline.synthetic.grid import Grid, rasterize_ids
 from landslide_pipeline.synthetic.landslides import disturb_dem, hand_drawn, place_landslides
 from landslide_pipeline.synthetic.render import render_image
@@ -49,6 +49,11 @@ class SyntheticSurveySpec:
         origin: Map x, y of the upper-left corner of the scene.
         n_landslides: Number of landslides placed on the pit walls.
         seed: Seed of every random choice; the same spec gives byte-identical rasters.
+        with_dem: Write the DEM (without it: a survey only an image-only model can map).
+        with_labels: Write the hand-drawn labels (without them: a survey only object-oriented
+            labels can train on).
+        role: The survey.toml role to write ("map": map only, never train on), or None for no
+            survey.toml.
     """
 
     size_px: int = 1024
@@ -57,6 +62,9 @@ class SyntheticSurveySpec:
     origin: tuple[float, float] = (500_000.0, 4_400_000.0)
     n_landslides: int = 8
     seed: int = 0
+    with_dem: bool = True
+    with_labels: bool = True
+    role: str | None = None
 
     def __post_init__(self) -> None:
         if self.size_px < 128:
@@ -186,9 +194,13 @@ def _survey_paths(directory: Path) -> SyntheticSurvey:
 def _write_scene(directory: Path, scene: SyntheticScene, spec: SyntheticSurveySpec) -> None:
     paths = _survey_paths(directory)
     _write_image(paths.image, scene.image, spec)
-    _write_dem(paths.dem, scene.dem, spec)
-    _write_labels(paths.landslides, scene.labels, spec)
+    if spec.with_dem:
+        _write_dem(paths.dem, scene.dem, spec)
+    if spec.with_labels:
+        _write_labels(paths.landslides, scene.labels, spec)
     _write_ground_truth(paths.ground_truth, scene.ground_truth, spec)
+    if spec.role is not None:
+        (directory / SURVEY_CONFIG).write_text(f'role = "{spec.role}"\n')
 
 
 def _profile(spec: SyntheticSurveySpec, count: int, dtype: str, predictor: int) -> dict:

@@ -43,6 +43,7 @@ import rasterio
 import torch
 from torch.utils.data import Dataset
 
+from landslide_pipeline.geo.rasters import band_descriptions
 from landslide_pipeline.layout import (
     LABEL_INDEX,
     MASK_FOLDER,
@@ -65,7 +66,14 @@ from landslide_pipeline.training.augment import (
     epoch_uniforms,
     noise_seed,
 )
-from landslide_pipeline.training.features import TERRAIN_BANDS, band_names, input_scaling, tile_features
+from landslide_pipeline.training.features import (
+    TERRAIN_BANDS,
+    band_names,
+    input_scaling,
+    named_terrain,
+    tile_features,
+    training_terrain_bands,
+)
 from landslide_pipeline.training.folds import TEST_FOLD
 
 
@@ -158,12 +166,32 @@ class TileArrayWriter:
 
 @dataclass(frozen=True)
 class LabelledSurvey:
-    """Where one survey's tiles and label masks lie, and its tile table."""
+    """Where one survey's tiles and label masks lie, and its tile table.
+
+    ``masks_dir`` may be several folders (the union of label sources): a tile's mask is then the
+    pixel-wise union of the masks the folders hold for it.
+    """
 
     tiles_dir: Path
-    masks_dir: Path
+    masks_dir: Path | tuple[Path, ...]
     tiles: pd.DataFrame  # survey_id, tile_id, row_off, col_off, landslide_fraction
     role: str = "train"  # "test": every tile is held out for testing
+
+    def mask(self, tile_id: str) -> np.ndarray:
+        """The tile's label mask (uint8 {0, 1}).
+
+        Raises:
+            FileNotFoundError: no folder holds a mask of the tile.
+        """
+        folders = self.masks_dir if isinstance(self.masks_dir, tuple) else (self.masks_dir,)
+        masks = []
+        for folder in folders:
+            if (folder / f"{tile_id}.tif").is_file():
+                with rasterio.open(folder / f"{tile_id}.tif") as src:
+                    masks.append(src.read(1))
+        if not masks:
+            raise FileNotFoundError(f"no label mask of tile {tile_id} in {', '.join(map(str, folders))}")
+        return np.maximum.reduce(masks) if len(masks) > 1 else masks[0]
 
 
 @dataclass
@@ -194,6 +222,17 @@ class TrainingSet:
     def image_bands(self) -> int:
         """Leading bands that hold imagery (the rest are terrain)."""
         return sum(b not in TERRAIN_BANDS for b in self.bands)
+
+    def band_indices(self, bands: Sequence[str]) -> list[int]:
+        """The positions of ``bands`` among the set's bands (what a model of those bands takes).
+
+        Raises:
+            ValueError: a band the set lacks.
+        """
+        missing = [b for b in bands if b not in self.bands]
+        if missing:
+            raise ValueError(f"the training set has no band {', '.join(missing)} (it has {', '.join(self.bands)})")
+        return [self.bands.index(b) for b in bands]
 
     def split(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
         """Tile indices to train on (the other folds) and to validate on (this fold) for ``fold``;
@@ -271,33 +310,50 @@ class Reference:
 
 
 def labelled_surveys(layout: DataLayout, survey_ids: Iterable[str], source: str) -> list[LabelledSurvey]:
-    """The surveys that have ``source`` label masks, in a stable order."""
+    """The surveys that have ``source`` label masks, in a stable order; surveys whose role is
+    "map" never enter a training set.
+
+    The union source takes every survey with manual or object-oriented masks, and every tile
+    either labels; a tile both label gets the pixel-wise union of the two masks, and the larger
+    of the two landslide fractions (which only steers the fold stratification).
+    """
     surveys = []
     for survey_id in sorted(survey_ids):
-        labels_dir = layout.labels(source, survey_id)
-        if (labels_dir / LABEL_INDEX).is_file():
-            tiles = pd.read_parquet(labels_dir / LABEL_INDEX).drop(columns="geometry")
-            role = json.loads(layout.survey_metadata(survey_id).read_text()).get("role", "train")
-            surveys.append(LabelledSurvey(layout.tiles(survey_id), labels_dir / MASK_FOLDER, tiles, role))
+        sources = LabelSource.MASK_SOURCES if source == LabelSource.UNION else (source,)
+        labelled = [layout.labels(s, survey_id) for s in sources if (layout.labels(s, survey_id) / LABEL_INDEX).is_file()]
+        if not labelled:
+            continue
+        role = json.loads(layout.survey_metadata(survey_id).read_text()).get("role", "train")
+        if role == "map":  # a survey to map only
+            continue
+        tables = [pd.read_parquet(d / LABEL_INDEX).drop(columns="geometry") for d in labelled]
+        tiles = pd.concat(tables, ignore_index=True)
+        fraction = tiles.groupby("tile_id")["landslide_fraction"].max()
+        tiles = tiles.drop_duplicates("tile_id")
+        tiles = tiles.assign(landslide_fraction=tiles["tile_id"].map(fraction))
+        masks = tuple(d / MASK_FOLDER for d in labelled)
+        surveys.append(LabelledSurvey(layout.tiles(survey_id), masks if len(masks) > 1 else masks[0],
+                                      tiles.reset_index(drop=True), role))
     return surveys
 
 
-def load_tile(survey: LabelledSurvey, tile_id: str, use_terrain: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    """One tile's input bands (no-data pixels NaN), its label mask and its image's input scaling."""
+def load_tile(survey: LabelledSurvey, tile_id: str, use_terrain: bool) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
+    """One tile's input bands (no-data pixels NaN), its label mask, its image's input scaling and
+    the terrain bands it holds (every one its terrain tile has, ``features.TERRAIN_ORDER``)."""
     with rasterio.open(survey.tiles_dir / TILE_IMAGES / f"{tile_id}.tif") as src:
         image = src.read()
         invalid = src.dataset_mask() == 0
-    terrain = None
+    terrain, terrain_bands = None, []
     if use_terrain:
         terrain_path = survey.tiles_dir / TILE_TERRAIN / f"{tile_id}.tif"
         if not terrain_path.is_file():
             raise FileNotFoundError(f"{terrain_path}: no terrain tile; the survey has no DEM "
                                     "(set use_terrain=False to train on the image alone)")
         with rasterio.open(terrain_path) as src:
-            terrain = src.read()
-    with rasterio.open(survey.masks_dir / f"{tile_id}.tif") as src:
-        mask = src.read(1)
-    return tile_features(image, terrain, invalid), mask, input_scaling(image.dtype)
+            terrain = named_terrain(src.read(), band_descriptions(terrain_path))
+        terrain_bands = training_terrain_bands(list(terrain))
+    return (tile_features(image, terrain, invalid, terrain_bands), survey.mask(tile_id), input_scaling(image.dtype),
+            terrain_bands)
 
 
 def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_terrain: bool, directory: Path,
@@ -307,20 +363,22 @@ def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_t
     Args:
         surveys: The labelled surveys.
         folds: One row per tile (survey_id, tile_id, fold, ...), as made by ``assign_folds``.
-        use_terrain: Add the DEM-derived slope band.
+        use_terrain: Add every terrain band the surveys' terrain tiles hold (elevation, slope,
+            and hillshade / relief where survey.toml asks for them); models choose among them.
         directory: An empty folder to write the set into.
         reference: Another label source's masks of the same tiles, kept to score against.
-        label_source: Where the surveys' masks come from (manual or obia).
+        label_source: Where the surveys' masks come from (``LabelSource``).
 
     Raises:
         ValueError: surveys of different input scaling (e.g. uint8 and uint16 imagery), band
-            counts or tile sizes; the message names the first survey and the one that differs.
+            counts, terrain bands or tile sizes; the message names the first survey and the one
+            that differs.
     """
     by_id = {s.tiles["survey_id"].iloc[0]: s for s in surveys}
     folds = folds.reset_index(drop=True)
     rows = list(folds.itertuples())
-    first, first_mask, scaling = load_tile(by_id[rows[0].survey_id], rows[0].tile_id, use_terrain)
-    first_id, n_image = rows[0].survey_id, first.shape[0] - int(use_terrain)
+    first, first_mask, scaling, terrain_bands = load_tile(by_id[rows[0].survey_id], rows[0].tile_id, use_terrain)
+    first_id, n_image = rows[0].survey_id, first.shape[0] - len(terrain_bands)
     n = len(rows)
     with contextlib.ExitStack() as stack:
         images = stack.enter_context(TileArrayWriter(directory / TRAINING_IMAGES, (n, *first.shape), np.float32))
@@ -328,12 +386,15 @@ def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_t
         references = None if reference is None else stack.enter_context(
             TileArrayWriter(directory / TRAINING_REFERENCE, (n, *first_mask.shape), np.uint8))
         for row in rows:
-            x, y, tile_scaling = load_tile(by_id[row.survey_id], row.tile_id, use_terrain)
+            x, y, tile_scaling, tile_terrain = load_tile(by_id[row.survey_id], row.tile_id, use_terrain)
             if tile_scaling != scaling:
                 raise ValueError(f"survey {row.survey_id} has {tile_scaling} imagery, others {scaling}: one "
                                  "training set needs one input scaling (convert the imagery or train apart)")
+            if tile_terrain != terrain_bands:
+                raise ValueError(f"survey {row.survey_id} has terrain bands {tile_terrain}, survey {first_id} "
+                                 f"{terrain_bands}: give every survey the same survey.toml terrain_bands")
             if x.shape[0] != first.shape[0]:
-                raise ValueError(f"survey {row.survey_id} has {x.shape[0] - int(use_terrain)} image band(s), survey "
+                raise ValueError(f"survey {row.survey_id} has {x.shape[0] - len(tile_terrain)} image band(s), survey "
                                  f"{first_id} {n_image}: one training set needs one band count (keep the same "
                                  "bands with survey.toml bands = [...], or train apart)")
             if x.shape != first.shape:
@@ -344,7 +405,7 @@ def build_training_set(surveys: list[LabelledSurvey], folds: pd.DataFrame, use_t
             if references is not None:
                 assert reference is not None  # references is opened only with a reference
                 references.write(reference.mask(row.survey_id, row.tile_id))
-    bands = band_names(first.shape[0] - int(use_terrain), use_terrain)
+    bands = band_names(n_image, terrain_bands)
     folds.to_parquet(directory / TRAINING_FOLDS, index=False)
     samples = TrainingSet(TileArray(directory / TRAINING_IMAGES), TileArray(directory / TRAINING_MASKS), folds, bands, scaling,
                           label_source, reference=None if reference is None else TileArray(directory / TRAINING_REFERENCE),

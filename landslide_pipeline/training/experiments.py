@@ -21,7 +21,7 @@ from landslide_pipeline.metrics import segmentation_metrics
 from landslide_pipeline.nn import count_parameters
 from landslide_pipeline.nn.segmenter import NormalizedNetwork, Segmenter
 from landslide_pipeline.training.dataset import TrainingSet
-from landslide_pipeline.training.features import TERRAIN_BANDS
+from landslide_pipeline.training.inputs import DEFAULT_INPUTS, INPUT_SETS, input_bands
 from landslide_pipeline.training.loop import (
     EpochReport,
     FoldData,
@@ -43,12 +43,20 @@ class Variant:
 
 
 def band_variants(bands: Sequence[str]) -> list[Variant]:
-    """Image bands alone, and image + terrain bands (when the set has terrain)."""
-    image = tuple(b for b in bands if b not in TERRAIN_BANDS)
-    variants = [Variant("image", image)]
-    if len(image) < len(bands):
-        variants.append(Variant("image+terrain", tuple(bands)))
+    """Study A's Table 7: one variant per input set (``training.inputs``) the set's bands allow:
+    the image alone (``rgb``), + elevation (``rgb-dem``), + slope (``rgb-slope``), + every
+    terrain band (``rgb-terrain``, with hillshade and relief)."""
+    variants = []
+    for name, terrain in INPUT_SETS.items():
+        if set(terrain) <= set(bands):
+            variants.append(Variant(name, tuple(input_bands(name, bands))))
     return variants
+
+
+def size_study_bands(bands: Sequence[str]) -> list[str]:
+    """The bands the training-set size study trains on: the default input set's (image + slope)
+    when the set has them, else the image bands."""
+    return input_bands(DEFAULT_INPUTS if set(INPUT_SETS[DEFAULT_INPUTS]) <= set(bands) else "rgb", bands)
 
 
 def size_variants(bands: Sequence[str], sizes: Sequence[int]) -> list[Variant]:

@@ -1,8 +1,11 @@
 """From labelled surveys to a training set on disk: which surveys, which folds, which reference.
 
 The manual training set assigns folds (random or in spatial blocks) and a test split; another
-label source's set inherits them from the manual set when it exists, so both are scored on the
-same tiles, and keeps the manual masks as the reference to score against.
+label source's set (object-oriented, union) inherits them from the manual set on the tiles both
+hold, so a fold's models of every source are validated on the same manual tiles, and assigns its
+own folds to the tiles only it labels (only the manual set's tiles are scored when there is one:
+``training.evaluate.scoring_set``). When every one of its tiles has a manual
+mask, it keeps those masks as a reference to score against too.
 """
 
 from __future__ import annotations
@@ -66,14 +69,32 @@ class PreparedTrainingSet:
 
 def fold_table(surveys: list[LabelledSurvey], options: FoldOptions, inherit_from: Path | None) -> pd.DataFrame:
     """The folds of the surveys' tiles: inherited from another label source's training set when
-    ``inherit_from`` holds one (same folds and test split on the tiles they share), else assigned."""
+    ``inherit_from`` holds one (same folds and test split on the tiles they share), assigned for
+    the rest."""
     tiles = pd.concat([s.tiles for s in surveys], ignore_index=True)
-    if inherit_from is not None and (inherit_from / TRAINING_FOLDS).is_file():
-        return inherit_folds(tiles, pd.read_parquet(inherit_from / TRAINING_FOLDS))
     test_surveys = tuple(s.tiles["survey_id"].iloc[0] for s in surveys if s.role == "test")
+    if inherit_from is None or not (inherit_from / TRAINING_FOLDS).is_file():
+        return _assign(tiles, options, test_surveys)
+    assigned = pd.read_parquet(inherit_from / TRAINING_FOLDS)
+    keys = ["survey_id", "tile_id"]
+    shared = tiles.merge(assigned[keys], on=keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+    if not shared.any():
+        return _assign(tiles, options, test_surveys)
+    inherited = inherit_folds(tiles[shared], assigned)
+    if shared.all():
+        return inherited
+    return pd.concat([inherited, _assign(tiles[~shared], options, test_surveys)], ignore_index=True)
+
+
+def _assign(tiles: pd.DataFrame, options: FoldOptions, test_surveys: tuple[str, ...]) -> pd.DataFrame:
     block_px = options.block_tiles * int(tiles["height"].max())
     return assign_folds(tiles, options.n_folds, options.seed, options.strategy, block_px, options.test_fraction,
                         test_surveys)
+
+
+def has_labels(layout: DataLayout, survey_ids: Iterable[str], source: str) -> bool:
+    """Whether any of the surveys has ``source`` label masks."""
+    return bool(labelled_surveys(layout, survey_ids, source))
 
 
 def prepare_training_set(layout: DataLayout, survey_ids: Iterable[str], source: str, options: FoldOptions,
@@ -85,7 +106,7 @@ def prepare_training_set(layout: DataLayout, survey_ids: Iterable[str], source: 
         survey_ids: The surveys to look at; those without ``source`` labels are left out.
         source: The label source (``LabelSource``).
         options: The fold assignment (ignored where folds are inherited).
-        use_terrain: Add the DEM's slope as an input band.
+        use_terrain: Add the terrain bands of the surveys' DEMs (models choose their input set).
         out_dir: Where to write (a staging folder).
 
     Raises:
@@ -101,6 +122,7 @@ def prepare_training_set(layout: DataLayout, survey_ids: Iterable[str], source: 
     reference = None
     if manual_set is not None and (manual_set / TRAINING_FOLDS).is_file():
         masks = {s: layout.label_masks(LabelSource.MANUAL, s) for s in folds["survey_id"].unique()}
-        reference = Reference(LabelSource.MANUAL, masks)
+        if all((masks[r.survey_id] / f"{r.tile_id}.tif").is_file() for r in folds.itertuples()):
+            reference = Reference(LabelSource.MANUAL, masks)
     samples = build_training_set(surveys, folds, use_terrain, out_dir, reference, source)
     return PreparedTrainingSet(samples, surveys, reference)

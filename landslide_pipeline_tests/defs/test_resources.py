@@ -56,3 +56,10 @@ def test_models_on_disk_whose_runs_the_store_lacks_stop_every_run(tracking, tmp_
     (fold / "model.json").write_text(json.dumps({"mlflow_run_id": "0" * 32, "members": []}))
     with pytest.raises(TrackingStoreLostError, match=r"tracking store reset or lost: 1 of the 1 .*fold_0.*reregister"):
         check_tracking_store(tmp_path / "data" / "models", tracking.tracking_uri)
+
+
+def test_variant_keys_become_valid_mlflow_metric_names():
+    from landslide_pipeline.defs.resources import metric_name
+
+    assert metric_name("test_f1_linknet@rgb-dem") == "test_f1_linknet_rgb-dem"
+    assert metric_name("cv f1: unet/fold.0") == "cv f1: unet/fold.0"

@@ -27,15 +27,15 @@ def run(layout: DataLayout, survey_id: str, config: dict | None = None, raise_on
                        resources={"data_store": DataStore(root=str(layout.root))}, raise_on_error=raise_on_error)
 
 
-def contract_tile(layout: DataLayout, survey_id: str, use_terrain: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One labelled tile as the training code reads it."""
+def contract_tile(layout: DataLayout, survey_id: str, use_terrain: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One labelled tile as the training code reads it, and the terrain bands it holds."""
     labels = gpd.read_parquet(layout.labels("manual", survey_id) / LABEL_INDEX)
     TileIndex.validate(labels)
     survey = LabelledSurvey(layout.tiles(survey_id), layout.labels("manual", survey_id) / "masks",
                             labels.drop(columns="geometry"))
-    x, y, scaling = load_tile(survey, labels.tile_id.iloc[0], use_terrain)
+    x, y, scaling, terrain = load_tile(survey, labels.tile_id.iloc[0], use_terrain)
     assert scaling == "uint8"
-    return x, y
+    return x, y, terrain
 
 
 @pytest.fixture
@@ -57,8 +57,10 @@ def test_a_scene_survey_with_a_config_file(layout, small_survey):
     tiles = gpd.read_parquet(layout.tiles("tiny") / TILE_INDEX)
     TileIndex.validate(tiles)
     assert len(tiles) == 20 and tiles.crs == "EPSG:32650"
-    x, y = contract_tile(layout, "tiny", use_terrain=True)
-    assert x.shape == (4, 64, 64) and y.shape == (64, 64)
+    x, y, terrain = contract_tile(layout, "tiny", use_terrain=True)
+    # Every terrain band the tiles hold reaches the training set; models pick their input set from them.
+    assert terrain == ["elevation", "slope", "hillshade"]
+    assert x.shape == (6, 64, 64) and y.shape == (64, 64)
     with rasterio.open(layout.tiles("tiny") / "terrain" / "r000000_c000000.tif") as src:
         assert src.descriptions == ("elevation", "slope", "hillshade")
 
@@ -88,7 +90,8 @@ def test_a_pre_cut_data_set_survey(tmp_path):
     assert len(tiles) == 3 * 4 and (tiles.row_off == -1).all() and (tiles.col_off == -1).all()
     labels = gpd.read_parquet(layout.labels("manual", "pngs") / LABEL_INDEX)
     assert labels.landslide_fraction.sum() == pytest.approx(3 * 10 * 20 / 64**2)
-    x, y = contract_tile(layout, "pngs", use_terrain=False)
+    x, y, terrain = contract_tile(layout, "pngs", use_terrain=False)
+    assert terrain == []
     assert x.shape == (3, 64, 64) and set(np.unique(y)) <= {0, 1}
 
 

@@ -243,7 +243,7 @@ def test_nodata_enters_the_network_as_the_band_mean_so_nan_cannot_spread(tmp_pat
 
 
 def test_a_slope_model_without_a_dem_is_refused(survey, tmp_path):
-    with pytest.raises(SurveyInputError, match="image.tif: the model takes a slope band.*DEM"):
+    with pytest.raises(SurveyInputError, match="image.tif: the model takes terrain bands.*DEM"):
         run(survey / "image.tif", pointwise_model([0, 0, 0, 1]), tmp_path, bands=[*RGB, "slope"])
     assert not (tmp_path / "probability.tif").exists()
 
@@ -293,7 +293,7 @@ def test_a_failed_run_leaves_the_previous_outputs_and_no_scratch(survey, tmp_pat
 def test_band_count_mismatch_names_the_file(survey, tmp_path):
     with pytest.raises(SurveyInputError, match="image.tif: has 3 image band.*model takes 4"):
         run(survey / "image.tif", pointwise_model([1, 1, 1, 1]), tmp_path, bands=["b1", "b2", "b3", "b4"])
-    with pytest.raises(ValueError, match="only a final 'slope'"):
+    with pytest.raises(ValueError, match="terrain bands must follow the image bands"):
         run(survey / "image.tif", pointwise_model([1, 1, 1]), tmp_path, bands=["red", "elevation", "green"])
 
 
@@ -343,3 +343,15 @@ def test_a_truncated_image_names_the_file_and_leaves_no_output(tmp_path):
     with pytest.raises(SurveyInputError, match=r"image.tif: cannot read pixels in rows .*corrupt or truncated"):
         run(tmp_path / "image.tif", pointwise_model(RED_MINUS_GREEN), tmp_path / "map")
     assert not (tmp_path / "map").exists() or not any((tmp_path / "map").iterdir())
+
+
+def test_every_terrain_band_a_model_takes_comes_from_the_dem(survey, tmp_path):
+    weights = [0.0, 0.0, 0.0, 0.0, 6.0]  # landslide logit = 6 * hillshade
+    run(survey / "image.tif", pointwise_model(weights), tmp_path, bands=[*RGB, "slope", "hillshade"],
+        dem=survey / "dem.tif")
+    with rasterio.open(survey / "image.tif") as image, rasterio.open(survey / "dem.tif") as dem:
+        elevation = dem_on_grid(dem, image.transform, image.shape, image.crs)
+        shade = terrain_bands(elevation, (0.25, 0.25), bands=("elevation", "slope", "hillshade"))[2]
+    expected = pointwise_probability(np.stack([np.zeros_like(shade)] * 4 + [shade]), weights)
+    assert shade.std() > 0.05  # the pit's walls are lit and shaded
+    assert np.abs(decoded(tmp_path / "probability.tif") - expected).max() <= 1.0 / PROBABILITY_SCALE

@@ -25,7 +25,7 @@ def evaluation_frame(architectures: tuple[str, ...] = ("unet", "fcn"), folds: in
                     po = (tp + tn) / n
                     pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / n**2
                     rows.append({
-                        "architecture": architecture, "fold": fold, "split": split, "label_source": source,
+                        "architecture": architecture, "fold": fold, "split": split, "label_source": source, "inputs": "rgb-slope",
                         "reference": "manual", "n_tiles": 4, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
                         "precision": tp / (tp + fp), "recall": tp / (tp + fn), "f1": 2 * tp / (2 * tp + fp + fn),
                         "iou": tp / (tp + fp + fn), "accuracy": po, "kappa": (po - pe) / (1 - pe),

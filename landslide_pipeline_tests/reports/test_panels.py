@@ -3,9 +3,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from landslide_pipeline.layout import CLASS_EXAMPLES_PANEL
 from landslide_pipeline.reports.panels import (
     OUTCOME_COLOURS,
     REFERENCE_COLOURS,
+    class_panels,
+    class_slug,
     outcome_rgb,
     panel_rows,
     pick_panel_tiles,
@@ -126,3 +129,69 @@ def test_pick_panel_tiles_prefers_landslides_and_is_deterministic():
     assert len(pick_panel_tiles(reference, 50, seed=0)) == 10
     with pytest.raises(ValueError, match="at least 1"):
         pick_panel_tiles(reference, 0, seed=0)
+
+
+def test_class_panels_write_one_png_per_class_with_its_tiles(tmp_path):
+    rng = np.random.default_rng(3)
+    images = rng.random((5, 3, 32, 32)).astype(np.float32)
+    reference = np.zeros((5, 32, 32), np.uint8)
+    reference[:, 4:12, 4:12] = 1
+    predictions = {"unet": reference.copy(), "fcn": np.zeros_like(reference)}
+    examples = {"small landslides": np.array([3, 1]), "complex background": np.array([4]),
+                "medium landslides": np.array([], dtype=np.int64)}
+    paths = class_panels(images, reference, predictions, examples, tmp_path, titles=[f"t{i}" for i in range(5)])
+    assert list(paths) == ["small landslides", "complex background"]  # no panel for a class without tiles
+    assert paths["small landslides"] == tmp_path / "examples_small_landslides.png"
+    assert paths["complex background"] == tmp_path / CLASS_EXAMPLES_PANEL.format("complex_background")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["examples_complex_background.png",
+                                                          "examples_small_landslides.png"]
+    assert plt.get_fignums() == []
+    sizes = {}
+    for name, path in paths.items():
+        assert path.stat().st_size > 5_000
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.width > 400
+            sizes[name] = image.size
+            pixels = np.asarray(image.convert("RGB"))
+        # unet finds every landslide pixel: a block of true-positive yellow per tile
+        assert colour_count(pixels, OUTCOME_COLOURS["true positive"]) > 1000
+    # two rows of tiles are taller than one, at the same width (image, reference, two models)
+    assert sizes["small landslides"][0] == sizes["complex background"][0]
+    assert sizes["small landslides"][1] > sizes["complex background"][1] + 100
+
+
+def test_class_panels_check_their_inputs(tmp_path):
+    images = np.zeros((2, 3, 8, 8), np.float32)
+    reference = np.zeros((2, 8, 8), np.uint8)
+    with pytest.raises(ValueError, match="1 titles for 2 tiles"):
+        class_panels(images, reference, {}, {"small landslides": np.array([0])}, tmp_path, titles=["a"])
+    with pytest.raises(ValueError, match="distinct file names"):
+        class_panels(images, reference, {}, {"small landslides": np.array([0]), "Small-landslides": np.array([1])},
+                     tmp_path)
+    with pytest.raises(ValueError, match="'fcn'"):
+        class_panels(images, reference, {"fcn": np.zeros((2, 8, 7), np.uint8)}, {"x": np.array([0])}, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert class_slug("Simple background") == "simple_background" and class_slug(" large / >2048 px ") == "large_2048_px"
+    with pytest.raises(ValueError, match="no letters or digits"):
+        class_slug("--")
+
+
+def test_class_panels_draw_each_class_from_its_own_tiles_and_titles(tmp_path, monkeypatch):
+    drawn = {}
+
+    def record(images, reference, predictions, path, titles=None):
+        drawn[path.name] = (images[:, 0, 0, 0].tolist(), reference[:, 0, 0].tolist(),
+                            {k: p[:, 0, 0].tolist() for k, p in predictions.items()}, titles)
+        return path
+
+    monkeypatch.setattr("landslide_pipeline.reports.panels.qualitative_panel", record)
+    images = np.arange(4, dtype=np.float32)[:, None, None, None] * np.ones((4, 3, 8, 8), np.float32)
+    reference = np.zeros((4, 8, 8), np.uint8)
+    reference[[1, 3], 0, 0] = 1
+    prediction = np.zeros_like(reference)
+    prediction[2, 0, 0] = 1
+    class_panels(images, reference, {"unet": prediction}, {"large landslides": np.array([3, 2])}, tmp_path,
+                 titles=["a", "b", "c", "d"])
+    class_panels(images, reference, {"unet": prediction}, {"simple background": [1]}, tmp_path)
+    assert drawn == {"examples_large_landslides.png": ([3.0, 2.0], [1, 0], {"unet": [0, 1]}, ["d", "c"]),
+                     "examples_simple_background.png": ([1.0], [1], {"unet": [0]}, ["tile 1"])}

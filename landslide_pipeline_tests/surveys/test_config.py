@@ -72,7 +72,7 @@ path = "mapped.gpkg"
     ("[labels]\npath = 'a.json'\nnames = [1]", r"\[labels\]\.names\[0\]: Input should be a valid string, got 1"),
     ("labels = 'a.gpkg'", "labels: must be a table, got 'a.gpkg'"),
     ("kind = [", "invalid TOML"),
-    ('role = "holdout"', "role: must be 'train' or 'test', got 'holdout'"),
+    ('role = "holdout"', "role: must be 'train', 'test' or 'map', got 'holdout'"),
     ('date = "June 2025"', "date: must be an ISO date like 2025-06-01, got 'June 2025'"),
 ])
 def test_config_mistakes_name_the_file_and_the_key(tmp_path, text, problem):

@@ -31,8 +31,12 @@ def terrain_only_signal(n_tiles: int, seed: int = 0) -> TrainingSet:
 
 def test_variants():
     assert band_variants(["red", "green", "blue", "slope"]) == [
-        Variant("image", ("red", "green", "blue")), Variant("image+terrain", ("red", "green", "blue", "slope"))]
-    assert band_variants(["red", "green", "blue"]) == [Variant("image", ("red", "green", "blue"))]
+        Variant("rgb", ("red", "green", "blue")), Variant("rgb-slope", ("red", "green", "blue", "slope"))]
+    assert band_variants(["red", "green", "blue"]) == [Variant("rgb", ("red", "green", "blue"))]
+    rgb = ("red", "green", "blue")
+    assert band_variants([*rgb, "elevation", "slope", "hillshade", "relief"]) == [
+        Variant("rgb", rgb), Variant("rgb-dem", (*rgb, "elevation")), Variant("rgb-slope", (*rgb, "slope")),
+        Variant("rgb-terrain", (*rgb, "elevation", "slope", "hillshade", "relief"))]
     assert [v.max_train_tiles for v in size_variants(["red"], [200, 100, 200])] == [100, 200]
     with pytest.raises(ValueError, match="positive"):
         size_variants(["red"], [0])
@@ -54,11 +58,18 @@ def test_terrain_helps_when_only_terrain_carries_the_landslides():
     seen = []
     rows = run_variant_experiment(samples, band_variants(samples.bands), ["unet"], 2, 0.125, config,
                                   torch.device("cpu"), on_model=lambda v, a, f: seen.append((v.name, a, f)))
-    assert seen == [("image", "unet", 0), ("image", "unet", 1), ("image+terrain", "unet", 0),
-                    ("image+terrain", "unet", 1)]
+    assert seen == [("rgb", "unet", 0), ("rgb", "unet", 1), ("rgb-slope", "unet", 0), ("rgb-slope", "unet", 1)]
     table = pd.DataFrame(rows)
     assert len(table) == 8 and set(table["split"]) == {"validation", "test"}
     assert table["threshold"].between(0, 1, inclusive="neither").all()
     assert (table["tp"] + table["fp"] + table["fn"] + table["tn"] == table["n_tiles"] * 32 * 32).all()
     f1 = table[table["split"] == "test"].groupby("variant")["f1"].mean()
-    assert f1["image+terrain"] > f1["image"] + 0.3, f1
+    assert f1["rgb-slope"] > f1["rgb"] + 0.3, f1
+
+
+def test_the_size_study_trains_on_the_default_input_set():
+    from landslide_pipeline.training.experiments import size_study_bands
+
+    rgb = ["red", "green", "blue"]
+    assert size_study_bands([*rgb, "elevation", "slope"]) == [*rgb, "slope"]
+    assert size_study_bands(rgb) == rgb
