@@ -29,10 +29,13 @@ docs: $(STAMP)
 	$(BIN)/python -m landslide_pipeline.defs.configuration
 
 ui: $(STAMP)
+	mkdir -p .dagster && test -f .dagster/dagster.yaml || cp configs/dagster.yaml .dagster/dagster.yaml
 	DAGSTER_HOME=$(CURDIR)/.dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root mlruns/artifacts -h 127.0.0.1 -p 5000
 
-clean-data:
-	rm -rf data/raw data/surveys data/tiles data/labels data/agreement data/training data/models data/checkpoints data/evaluation mlruns/mlflow.db mlruns/artifacts .dagster
+# Every generated output (the layout's list), the demo's surveys, the MLflow store and the Dagster
+# instance; surveys of your own in data/raw stay.
+clean-data: $(STAMP)
+	$(BIN)/landslide clean

@@ -41,7 +41,8 @@ from landslide_pipeline.layout import DataLayout, LabelSource
 from landslide_pipeline.metrics import segmentation_metrics
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
 from landslide_pipeline.model_store import ModelNotFoundError, reregister_models, resolve_model
-from landslide_pipeline.settings import StorageSettings
+from landslide_pipeline.settings import StorageSettings, local_tracking_files
+from landslide_pipeline.storage import remove_atomically
 from landslide_pipeline.training.checkpoint import ModelInputError, load_model
 from landslide_pipeline.training.dataset import labelled_surveys, load_tile
 from landslide_pipeline.training.evaluate import LabelledTile, score_tiles
@@ -201,7 +202,28 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--tracking-uri", default=storage.tracking_uri,
                          help=f"MLflow store (default: $MLFLOW_TRACKING_URI, else {StorageSettings.tracking_uri})")
     command.set_defaults(run=reregister)
+    command = commands.add_parser("clean", help="remove every generated output (make clean-data)",
+                                  description="Removes every generated output under the data folder (all but raw/), "
+                                              "the demo's generated surveys, a local MLflow store and the project's "
+                                              "Dagster instance (.dagster). Surveys of your own in raw/ stay.")
+    command.add_argument("--data", default=storage.data_dir, help="the pipeline's data folder")
+    command.set_defaults(run=clean)
     return root
+
+
+def clean(args: argparse.Namespace) -> int:
+    """`landslide clean`: removes what the pipeline and the demo generated, each folder at once."""
+    from landslide_pipeline.demo import DEMO_SURVEYS  # the surveys the demo generates
+
+    storage, layout = StorageSettings.from_env(), DataLayout(Path(args.data).resolve())
+    generated = layout.generated() + [layout.raw_survey(s) for s in DEMO_SURVEYS if layout.raw_survey(s).exists()]
+    generated += [p for p in local_tracking_files(storage) if p.exists()]
+    generated += [p for p in [Path(".dagster")] if p.exists()]
+    for path in generated:
+        remove_atomically(path)
+        print(f"removed {path}")
+    print(f"{len(generated)} generated output(s) removed; {layout.raw} keeps your own surveys")
+    return 0
 
 
 def reregister(args: argparse.Namespace) -> int:

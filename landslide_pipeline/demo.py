@@ -12,6 +12,7 @@ scored against the survey's true landslides; and tells how to open the Dagster a
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,9 @@ DEMO_SURVEYS = {DEMO_SURVEY: SyntheticSurveySpec(),
 #: Columns of the evaluation table the demo prints.
 SHOWN = ["label_source", "architecture", "kind", "fold", "split", "n_tiles", "precision", "recall", "f1", "kappa",
          "threshold", "f1_argmax", "best_epoch"]
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+#: The instance config a new DAGSTER_HOME gets (relative to the project root): a run queue and one
+#: slot for the CPU pool (``defs.concurrency``).
+INSTANCE_CONFIG = Path("configs") / "dagster.yaml"
 #: What the demo trains on manual labels: LinkNet with the cpu profile (the champion), and U-Net
 #: narrower and shorter, on the image + slope (the architecture comparison) and on the image alone
 #: (``unet@rgb``: it maps the survey without a DEM), so that they add rows without doubling the
@@ -51,12 +54,13 @@ DEMO_SOURCE_PLANS = {"obia": {"unet": EXTRA}}
 
 
 def ensure_dagster_home(project_root: Path) -> Path:
-    """Uses $DAGSTER_HOME, or ``.dagster`` in the project, creating it with telemetry off."""
+    """Uses $DAGSTER_HOME, or ``.dagster`` in the project, creating it with the project's instance
+    config (``configs/dagster.yaml``: telemetry off, a run queue, one slot for the CPU pool)."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(project_root / ".dagster"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(DAGSTER_YAML)
+        shutil.copyfile(project_root / INSTANCE_CONFIG, config)
     return home
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 
 
 class LabelSource:
@@ -132,6 +132,14 @@ class DataLayout:
     """Paths of every pipeline output below one data folder."""
 
     root: Path
+
+    #: The top folders of every generated output (all but ``raw/``, the user's surveys).
+    GENERATED: ClassVar[tuple[str, ...]] = ("surveys", "tiles", "labels", "agreement", "training", "models",
+                                            "checkpoints", "evaluation", "maps", "changes", "reports", "comparison")
+
+    def generated(self) -> list[Path]:
+        """Every generated output's top folder that exists."""
+        return [self.root / name for name in self.GENERATED if (self.root / name).exists()]
 
     @property
     def raw(self) -> Path:

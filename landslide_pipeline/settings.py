@@ -36,6 +36,11 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "LANDSLIDE_INPUT_SETS": ("rgb-slope,rgb", "comma-separated input sets crossed with the architectures in the "
                              "model partitions: rgb, rgb-dem, rgb-slope (the default, key `linknet`), rgb-terrain "
                              "(key `linknet@rgb-terrain`)"),
+    "LANDSLIDE_RETRAIN_CRON": ("0 2 * * *", "when the automation may rebuild the training sets (and so retrain the "
+                               "trained model partitions) after labels changed: a burst of survey changes in "
+                               "between causes one retraining (cron, UTC)"),
+    "LANDSLIDE_EXPERIMENTS_CRON": ("0 3 * * 0", "when the automation may re-run the experiments (which train their "
+                                   "own models) after the training set changed (cron, UTC; default weekly)"),
     "LANDSLIDE_FOLDS": ("5", "k of the k-fold cross-validation (at least 2)"),
     "LANDSLIDE_DATA": ("data", "the data folder: raw surveys and every output (relative: to the working directory)"),
     "MLFLOW_TRACKING_URI": ("sqlite:///mlruns/mlflow.db", "MLflow's store of runs and registered models"),
@@ -56,6 +61,8 @@ class PipelineSettings:
     architectures: tuple[str, ...] = ("linknet", "unet", "resunet", "fcn")
     n_folds: int = 5
     input_sets: tuple[str, ...] = ("rgb-slope", "rgb")
+    retrain_cron: str = "0 2 * * *"
+    experiments_cron: str = "0 3 * * 0"
 
     def __post_init__(self) -> None:
         # Imported here: reading settings (e.g. storage paths) must not load torch.
@@ -74,6 +81,11 @@ class PipelineSettings:
             raise ValueError("give at least one input set")
         for name in self.input_sets:
             check_input_set(name)
+        from dagster._utils.schedules import is_valid_cron_string  # Dagster (pinned) checks crons this way
+
+        for cron in (self.retrain_cron, self.experiments_cron):
+            if not is_valid_cron_string(cron):
+                raise ValueError(f"{cron!r} is not a cron schedule (LANDSLIDE_RETRAIN_CRON, LANDSLIDE_EXPERIMENTS_CRON)")
 
     @property
     def model_variants(self) -> list[str]:
@@ -94,6 +106,8 @@ class PipelineSettings:
             architectures=tuple(n.strip() for n in names.split(",") if n.strip()),
             n_folds=n_folds,
             input_sets=tuple(n.strip() for n in inputs.split(",") if n.strip()),
+            retrain_cron=_env("LANDSLIDE_RETRAIN_CRON"),
+            experiments_cron=_env("LANDSLIDE_EXPERIMENTS_CRON"),
         )
 
 
@@ -115,6 +129,15 @@ class StorageSettings:
     def from_env(cls) -> StorageSettings:
         """Reads LANDSLIDE_DATA, MLFLOW_TRACKING_URI and LANDSLIDE_ARTIFACT_ROOT, falling back to the defaults."""
         return cls(_env("LANDSLIDE_DATA"), _env("MLFLOW_TRACKING_URI"), _env("LANDSLIDE_ARTIFACT_ROOT"))
+
+
+def local_tracking_files(storage: StorageSettings) -> list[Path]:
+    """The files of a local MLflow store (a SQLite file and the artifact folder); none for a server."""
+    files = [Path(storage.artifact_root)] if "://" not in storage.artifact_root else []
+    prefix = "sqlite:///"
+    if storage.tracking_uri.startswith(prefix):
+        files.append(Path(storage.tracking_uri[len(prefix):]))
+    return files
 
 
 #: The defaults: ``data/`` and ``mlruns/`` of the working directory.

@@ -44,13 +44,14 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -371,3 +372,15 @@ def _fsync_tree(root: Path) -> None:
             _fsync(path)
     for folder in reversed(folders):
         _fsync(folder)
+
+
+def fingerprint(files: Iterable[Path], chunk_size: int = 1 << 22) -> str:
+    """A SHA-256 over the files' names and contents: the Dagster data version of a survey, a
+    training set, a model or a table (the same bytes, the same version)."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            while chunk := handle.read(chunk_size):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]

@@ -158,3 +158,24 @@ def test_train_names_survey_folders_that_are_missing(tmp_path, monkeypatch, caps
     monkeypatch.chdir(tmp_path)
     assert main(["train", "nowhere"]) == 2
     assert "no survey folder" in capsys.readouterr().err
+
+
+def test_clean_removes_every_generated_output_and_keeps_the_users_surveys(tmp_path, monkeypatch, capsys):
+    from landslide_pipeline.layout import DataLayout
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("LANDSLIDE_ARTIFACT_ROOT", raising=False)
+    layout = DataLayout(tmp_path / "data")
+    for name in DataLayout.GENERATED:
+        (layout.root / name / "x").mkdir(parents=True)
+    for survey in ("demo_pit", "demo_pit_rgb", "my_mine"):
+        (layout.raw_survey(survey)).mkdir(parents=True)
+    (tmp_path / "mlruns" / "artifacts").mkdir(parents=True)
+    (tmp_path / "mlruns" / "mlflow.db").write_bytes(b"db")
+    (tmp_path / ".dagster").mkdir()
+    assert main(["clean", "--data", "data"]) == 0
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]
+    assert [p.name for p in layout.raw.iterdir()] == ["my_mine"]
+    assert not (tmp_path / ".dagster").exists() and list((tmp_path / "mlruns").iterdir()) == []
+    assert "17 generated output(s) removed" in capsys.readouterr().out

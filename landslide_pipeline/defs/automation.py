@@ -1,14 +1,11 @@
-"""Hands-free operation: a sensor for arriving surveys, and declarative automation downstream.
+"""Hands-free operation: a sensor for arriving surveys, and declarative automation of the whole chain.
 
 - ``new_survey_sensor`` (running by default) watches ``data/raw/``. For every folder with a
   ``READY`` marker (see ``surveys/arrivals.py``) that is new, or whose marker was touched since, it
   adds the survey as a dynamic partition and requests ``ingest_survey`` (``raw_survey``) for it.
-- Survey-partitioned assets downstream carry ``AutomationCondition.eager()``; the automation
-  sensor ``survey_automation`` (running by default) materializes exactly the partitions whose
-  upstream partition changed: a new survey is tiled, labelled and mapped; re-tiling one survey
-  re-labels and re-maps that survey only.
-- Training is not automated: a new survey's labels change the training set, and retraining
-  every architecture x fold is a decision to launch (``build_training_set``, ``train_models``).
+- Every asset carries an automation condition (``defs.automation_conditions``: data versions,
+  not re-materializations; a retraining window for the training chain), which the automation
+  sensor ``survey_automation`` (running by default) evaluates.
 """
 
 import json
@@ -29,6 +26,7 @@ from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.surveys.arrivals import find_arrivals, surveys_to_run
 
 INGEST_SURVEY = "ingest_survey"
+
 
 ingest_survey = define_asset_job(INGEST_SURVEY, AssetSelection.assets("raw_survey"), partitions_def=survey_partitions,
                                  description="Validate one arrived survey; automation does the rest.")

@@ -14,6 +14,7 @@ from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     Config,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -21,7 +22,9 @@ from dagster import (
 )
 from pydantic import Field
 
+from landslide_pipeline.defs.automation_conditions import after_upstream_settles
 from landslide_pipeline.defs.checks import schema_failures
+from landslide_pipeline.defs.concurrency import CPU_POOL
 from landslide_pipeline.defs.publish import publish_report
 from landslide_pipeline.defs.resources import CHALLENGER_ALIAS, CHAMPION_ALIAS, DataStore, MlflowTracking
 from landslide_pipeline.layout import DataLayout, LabelSource, csv_twin
@@ -31,7 +34,7 @@ from landslide_pipeline.reports.markdown import MlflowLinks
 from landslide_pipeline.reports.panels import panel_tiles
 from landslide_pipeline.schemas import EvaluationTable
 from landslide_pipeline.settings import PipelineSettings
-from landslide_pipeline.storage import atomic_directory
+from landslide_pipeline.storage import atomic_directory, fingerprint, remove_atomically
 from landslide_pipeline.training.checkpoint import fold_ensemble, read_spec, save_model
 from landslide_pipeline.training.dataset import TrainingSet
 from landslide_pipeline.training.evaluate import (
@@ -50,6 +53,7 @@ from landslide_pipeline.training.evaluate import (
     summarise_by_architecture,
     trained_models,
 )
+from landslide_pipeline.training.inputs import ModelVariant
 
 #: The model assets of every label source, upstream of the evaluation.
 MODEL_ASSETS = [f"{LabelSource.asset_prefix(source)}trained_model" for source in LabelSource.ALL]
@@ -79,8 +83,9 @@ def _trained(context: AssetExecutionContext, layout: DataLayout, settings: Pipel
 def alias_plan(table: pd.DataFrame, kind: str) -> dict[str, dict]:
     """Alias -> the evaluation-table row of the model it names: ``champion`` (the best model of
     any label source and input set), ``challenger`` (the second best), ``champion-<input set>``
-    (the best of each input set: ``champion-rgb`` maps surveys without a DEM) and
-    ``champion-<label source>`` (the best of each source: ``champion-obia``)."""
+    (the best of each input set: ``champion-rgb`` maps surveys without a DEM),
+    ``champion-<label source>`` (the best of each source: ``champion-obia``) and, for every model
+    scored, ``<label source>-<architecture>-<input set>`` (``manual-unet-rgb``: its ensemble)."""
     plan = {CHAMPION_ALIAS: pick_champion(table, kind)}
     if len(rank_models(table)) > 1:
         plan[CHALLENGER_ALIAS] = pick_champion(table, kind, place=1)
@@ -88,6 +93,10 @@ def alias_plan(table: pd.DataFrame, kind: str) -> dict[str, dict]:
         plan[f"{CHAMPION_ALIAS}-{inputs}"] = pick_champion(table, kind, inputs=inputs)
     for source in sorted(table["label_source"].unique()):
         plan[f"{CHAMPION_ALIAS}-{source}"] = pick_champion(table, kind, label_source=source)
+    for source, key in table[["label_source", "architecture"]].drop_duplicates().itertuples(index=False):
+        variant = ModelVariant.parse(key)
+        rows = table[(table["label_source"] == source) & (table["architecture"] == key)]
+        plan[f"{source}-{variant.architecture}-{variant.inputs}"] = pick_champion(rows, kind)
     return plan
 
 
@@ -147,7 +156,8 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
     """The fold ensembles, the evaluation table over every model of every label source, its
     blocking schema check, the registered champion and aliases, and the label-source comparison."""
 
-    @asset(group_name="evaluation", kinds={"pytorch", "mlflow"}, deps=MODEL_ASSETS, code_version="2")
+    @asset(group_name="evaluation", kinds={"pytorch", "mlflow"}, deps=MODEL_ASSETS, code_version="2", pool=CPU_POOL,
+           automation_condition=after_upstream_settles())
     def fold_ensembles(context: AssetExecutionContext, config: EnsembleConfig, data_store: DataStore,
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """Per trained model (label source x variant), its k fold models as one model: the mean
@@ -163,7 +173,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
             f"{m}_{k}".replace(" ", "_"): v for m, f in facts.items() for k, v in f.items()}})
 
     @asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=[*MODEL_ASSETS, fold_ensembles, *TRAINING_SETS],
-           code_version="3")
+           code_version="3", pool=CPU_POOL, automation_condition=after_upstream_settles())
     def evaluation_table(context: AssetExecutionContext, data_store: DataStore,
                          mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """Precision, recall, F1, IoU, accuracy and kappa of the landslide class per model (label
@@ -179,9 +189,13 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         samples = scoring_set(layout)
         models = _trained(context, layout, settings)
         table = evaluate_models(layout, models, settings.n_folds, samples, ensembles=True)
+        # Validated before it is published: a table that fails the schema never reaches the disk,
+        # so no later run (champion, reports, maps) can read it; the blocking check re-checks it.
+        EvaluationTable.validate(table, lazy=True)
         with atomic_directory(layout.evaluation) as staging:
             table.to_parquet(staging / layout.evaluation_table.name, index=False)
             table.to_csv(staging / csv_twin(layout.evaluation_table.name), index=False)
+            version = DataVersion(fingerprint([staging / layout.evaluation_table.name]))
         mlflow_tracking.log_evaluation(table)
         summary = summarise_by_architecture(table)
         context.log.info(f"scored on the {samples.label_source} training set against "
@@ -196,14 +210,15 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
             **{f"ensemble_test_f1_{r.label_source}_{r.architecture}": float(r.f1)
                for r in table[(table["kind"] == ENSEMBLE) & (table["split"] == "test")].itertuples()},
             "path": MetadataValue.path(str(layout.evaluation_table)),
-        })
+        }, data_version=version)
 
     @asset_check(asset=evaluation_table, blocking=True,
                  description="pandera EvaluationTable schema, and one row per trained model x fold")
     def evaluation_table_schema(data_store: DataStore) -> AssetCheckResult:
         return schema_check(read_evaluation_table(data_store.layout), settings, data_store.layout)
 
-    @asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation_table], code_version="3")
+    @asset(group_name="evaluation", kinds={"mlflow"}, deps=[evaluation_table], code_version="3",
+           automation_condition=after_upstream_settles(blocking_checks=True))
     def champion_model(context: AssetExecutionContext, config: ChampionConfig, data_store: DataStore,
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """The champion, chosen on validation only: the model (label source x architecture x
@@ -233,9 +248,10 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
                 [{"alias": a, "version": versions[a], "label_source": r["label_source"], "model": r["architecture"],
                   "inputs": r["inputs"], "kind": r["kind"], "cv_f1": r["cv_f1"]} for a, r in plan.items()]
             ).to_markdown(index=False, floatfmt=".3f")),
-        })
+        }, data_version=DataVersion(f"{mlflow_tracking.registered_model_name}-v{versions[CHAMPION_ALIAS]}"))
 
-    @asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=[evaluation_table], code_version="3")
+    @asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=[evaluation_table], code_version="3",
+           pool=CPU_POOL, automation_condition=after_upstream_settles(blocking_checks=True))
     def label_source_comparison(context: AssetExecutionContext, data_store: DataStore,
                                 mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """Study A's Table 6 from the evaluation table: each variant trained on two or more label
@@ -244,9 +260,12 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         change of each score over the manual labels' model."""
         layout = data_store.layout
         table = compared_label_sources(read_evaluation_table(layout))
-        if table.empty:
-            raise ValueError("no variant is trained on two label sources: materialize obia_trained_model (or "
-                             "union_trained_model) for the partitions trained_model has, then evaluation_table")
+        if table.empty:  # not a failure: automation runs it after every evaluation
+            remove_atomically(layout.comparison)
+            context.log.warning("no variant is trained on two label sources: train obia_trained_model (or "
+                                "union_trained_model) for the partitions trained_model has, then evaluation_table")
+            return MaterializeResult(metadata={"compared": False})
+        EvaluationTable.validate(table, lazy=True)  # before publishing, as the evaluation table
         summary = label_source_summary(table)
         samples = scoring_set(layout)
         models = best_fold_models(table, layout)
@@ -273,6 +292,8 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
     @asset_check(asset=label_source_comparison, blocking=True,
                  description="pandera EvaluationTable schema of the compared models' rows")
     def label_source_comparison_schema(data_store: DataStore) -> AssetCheckResult:
+        if not data_store.layout.label_source_table.is_file():
+            return AssetCheckResult(passed=True, metadata={"compared": False})
         table = pd.read_parquet(data_store.layout.label_source_table)
         return schema_failures(EvaluationTable, table) or AssetCheckResult(passed=True, metadata={"rows": len(table)})
 

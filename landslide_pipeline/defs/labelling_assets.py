@@ -13,8 +13,8 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetExecutionContext,
-    AutomationCondition,
     Config,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -22,15 +22,25 @@ from dagster import (
 )
 from pydantic import Field
 
+from landslide_pipeline.defs.automation_conditions import on_new_data
 from landslide_pipeline.defs.checks import schema_failures
+from landslide_pipeline.defs.concurrency import CPU_POOL
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.labelling.agreement import agreement_table, survey_agreement
 from landslide_pipeline.labelling.rules import load_rules
 from landslide_pipeline.labelling.tiles import TileMasks, label_survey_objects
-from landslide_pipeline.layout import GROUND_TRUTH, LABEL_INDEX, MASK_FOLDER, TILE_INDEX, DataLayout, LabelSource
+from landslide_pipeline.layout import (
+    GROUND_TRUTH,
+    LABEL_INDEX,
+    MASK_FOLDER,
+    OBIA_THRESHOLDS,
+    TILE_INDEX,
+    DataLayout,
+    LabelSource,
+)
 from landslide_pipeline.schemas import LabelAgreement
-from landslide_pipeline.storage import atomic_directory, atomic_file
+from landslide_pipeline.storage import atomic_directory, atomic_file, fingerprint
 from landslide_pipeline.surveys import open_survey
 
 DEFAULT_RULES = "configs/obia_rules.toml"
@@ -51,8 +61,10 @@ class ObiaConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"geotiff", "parquet"},
-       deps=["raw_survey", "survey_tiles", "manual_labels"], code_version="1",
-       automation_condition=AutomationCondition.eager())
+       deps=["raw_survey", "survey_tiles", "manual_labels"], code_version="1", pool=CPU_POOL,
+       # Manual labels are read only when the rules take samples (the default rules do not): a
+       # label edit does not re-segment the scene. With sample rules, re-materialize it by hand.
+       automation_condition=on_new_data(ignore=("manual_labels",)))
 def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: DataStore) -> MaterializeResult:
     """Object-oriented landslide masks on every tile's grid, in the manual labels' layout.
 
@@ -60,8 +72,8 @@ def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: 
     texture, shape, terrain) and classified by the rule file's hierarchy of thresholds. Writes
     ``labels.parquet`` and ``masks/`` like ``manual_labels``, plus ``segments.parquet`` (object
     outlines and features) and ``thresholds.json`` (every threshold used). It depends on
-    ``manual_labels`` only for ordering: manual masks serve as samples when the rules derive a
-    threshold from quantiles.
+    ``manual_labels`` because manual masks serve as samples when the rules derive a threshold
+    from quantiles; its automation ignores label edits (the default rules take no samples).
     """
     layout = data_store.layout
     survey_id = context.partition_key
@@ -74,6 +86,8 @@ def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: 
     reference = _manual_samples(layout, survey_id) if rules.needs_samples() and config.samples_from_manual else None
     with atomic_directory(layout.labels(LabelSource.OBIA, survey_id)) as staging:
         result = label_survey_objects(survey.scene, index, rules, staging, reference)
+        version = DataVersion(fingerprint([layout.tiles(survey_id) / TILE_INDEX, staging / LABEL_INDEX,
+                                           staging / OBIA_THRESHOLDS]))
     thresholds = pd.DataFrame(result.thresholds)
     context.log.info("thresholds used:\n" + thresholds.to_string(index=False))
     return MaterializeResult(metadata={
@@ -84,7 +98,7 @@ def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: 
         "thresholds": MetadataValue.md(thresholds.to_markdown(index=False, floatfmt=".4g")),
         "summary": MetadataValue.json(json.loads(json.dumps(result.summary, default=str))),
         "path": MetadataValue.path(str(layout.labels(LabelSource.OBIA, survey_id))),
-    })
+    }, data_version=version)
 
 
 def _manual_samples(layout: DataLayout, survey_id: str) -> TileMasks | None:
@@ -95,7 +109,7 @@ def _manual_samples(layout: DataLayout, survey_id: str) -> TileMasks | None:
 
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"pandas", "parquet"},
-       deps=[obia_labels, "manual_labels"], code_version="1", automation_condition=AutomationCondition.eager())
+       deps=[obia_labels, "manual_labels"], code_version="1", automation_condition=on_new_data())
 def label_agreement(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
     """Per survey: object-oriented labels scored against the manual ones over their common tiles
     (precision, recall, F1, IoU, accuracy, kappa), and both against the ground truth when the

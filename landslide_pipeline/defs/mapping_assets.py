@@ -14,7 +14,6 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    AutomationCondition,
     Config,
     DefaultScheduleStatus,
     MaterializeResult,
@@ -28,6 +27,8 @@ from dagster import (
 )
 from pydantic import Field
 
+from landslide_pipeline.defs.automation_conditions import on_new_data
+from landslide_pipeline.defs.concurrency import CPU_POOL, claim_cores
 from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS, survey_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.layout import CHANGES_SUMMARY
@@ -52,7 +53,7 @@ class MappingConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="mapping", kinds={"pytorch", "geotiff", "geopackage"},
-       deps=["raw_survey", "champion_model"], code_version="2", automation_condition=AutomationCondition.eager())
+       deps=["raw_survey", "champion_model"], code_version="2", automation_condition=on_new_data(), pool=CPU_POOL)
 def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_store: DataStore,
                   mlflow_tracking: MlflowTracking) -> MaterializeResult:
     """The survey's landslide map from the registered model (alias ``champion`` by default; for a
@@ -69,6 +70,7 @@ def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_st
     spec = PredictionSpec(window=config.window, overlap=config.overlap, threshold=config.threshold)
     vectorize = VectorizeSpec(min_area_m2=config.min_area_m2, simplify_m=config.simplify_m)
     alias, model_tags = mlflow_tracking.mapping_model(config.model_alias, has_dem=survey.scene.dem is not None)
+    claim_cores(context)
     with tempfile.TemporaryDirectory() as download, atomic_directory(layout.map(survey_id)) as staging:
         model_dir, version, run_id = mlflow_tracking.download_model(alias, Path(download))
         context.log.info(f"mapping {survey_id} with {mlflow_tracking.registered_model_name} v{version} "
@@ -102,7 +104,7 @@ class ChangeConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="mapping", kinds={"geopackage", "parquet"},
-       deps=[landslide_map], code_version="1", automation_condition=AutomationCondition.eager())
+       deps=[landslide_map], code_version="1", automation_condition=on_new_data())
 def landslide_changes(context: AssetExecutionContext, config: ChangeConfig, data_store: DataStore) -> MaterializeResult:
     """New, grown, stable and gone landslides since the previous survey of the same site (the
     ``site`` and ``date`` of survey.toml), as a table and a GeoPackage layer ``changes``, and a

@@ -4,17 +4,11 @@ import json
 from typing import Literal
 
 import geopandas as gpd
-from dagster import (
-    AssetExecutionContext,
-    AutomationCondition,
-    Config,
-    DataVersion,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from landslide_pipeline.defs.automation_conditions import on_code_change, on_new_data
+from landslide_pipeline.defs.concurrency import CPU_POOL
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.geo.grid import TilingSpec
@@ -25,23 +19,27 @@ from landslide_pipeline.storage import atomic_directory, atomic_file, remove_ato
 from landslide_pipeline.surveys import fingerprint, open_survey
 
 
-@asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff"}, code_version="2")
+@asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff"}, code_version="2",
+       automation_condition=on_code_change())
 def raw_survey(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
     """The survey's inputs, validated: a scene's CRS, size, bands, DEM coverage and labels, or
     every image/mask pair of a pre-cut tile data set.
 
     Its data version is a hash of the files' contents (survey.toml included), so replacing a
-    survey's files marks exactly that survey's downstream partitions stale.
+    survey's files marks exactly that survey's downstream partitions stale, and re-ingesting the
+    same files nothing. The metadata JSON records it, so the outputs made from the survey carry it
+    into their own data versions.
     """
     layout = data_store.layout
     survey = open_survey(layout.raw_survey(context.partition_key))
     metadata = survey.inspect()
+    version = fingerprint(survey.files())
     with atomic_file(layout.survey_metadata(context.partition_key)) as tmp:
-        tmp.write_text(json.dumps(metadata.to_dict(), indent=2))
+        tmp.write_text(json.dumps({**metadata.to_dict(), "data_version": version}, indent=2))
     return MaterializeResult(
         metadata={**{k: str(v) for k, v in metadata.to_dict().items()},
                   "path": MetadataValue.path(str(survey.config.source))},
-        data_version=DataVersion(fingerprint(survey.files())),
+        data_version=DataVersion(version),
     )
 
 
@@ -56,7 +54,7 @@ class TilingConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff", "parquet"},
-       deps=[raw_survey], code_version="2", automation_condition=AutomationCondition.eager())
+       deps=[raw_survey], code_version="2", automation_condition=on_new_data(), pool=CPU_POOL)
 def survey_tiles(context: AssetExecutionContext, config: TilingConfig, data_store: DataStore) -> MaterializeResult:
     """GeoTIFF tiles of the image (and of DEM terrain bands), with a GeoParquet tile index."""
     layout = data_store.layout
@@ -67,7 +65,9 @@ def survey_tiles(context: AssetExecutionContext, config: TilingConfig, data_stor
         index = survey.tile(staging, spec)
         TileIndex.validate(index)
         index.to_parquet(staging / TILE_INDEX, index=False)
-    return MaterializeResult(metadata={
+        # The survey's files (through its metadata) and the tiling: the same survey tiled alike, the same version.
+        version = DataVersion(fingerprint([layout.survey_metadata(survey_id), staging / TILE_INDEX]))
+    return MaterializeResult(data_version=version, metadata={
         "kind": survey.kind, "n_tiles": len(index), "tile_size": spec.tile_size, "stride": spec.step,
         "crs": str(index.crs), "nodata_fraction": float(index["nodata_fraction"].mean()),
         "path": MetadataValue.path(str(layout.tiles(survey_id))),
@@ -83,7 +83,7 @@ class LabelConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"geotiff", "parquet"},
-       deps=[survey_tiles], code_version="2", automation_condition=AutomationCondition.eager())
+       deps=[raw_survey, survey_tiles], code_version="2", automation_condition=on_new_data())
 def manual_labels(context: AssetExecutionContext, config: LabelConfig, data_store: DataStore) -> MaterializeResult:
     """Landslide masks on every tile's grid: a scene's polygons rasterized (pixel centres inside;
     Labelme as Labelme draws), or a tile data set's masks decoded and cut like its images.
@@ -99,7 +99,8 @@ def manual_labels(context: AssetExecutionContext, config: LabelConfig, data_stor
         removed = remove_atomically(layout.labels(LabelSource.MANUAL, survey_id))
         context.log.warning(f"survey {survey_id} has no labels: no manual labels"
                             + (" (its earlier label masks were removed)" if removed else ""))
-        return MaterializeResult(metadata={"labelled": False, "removed_earlier_labels": removed})
+        return MaterializeResult(metadata={"labelled": False, "removed_earlier_labels": removed},
+                                 data_version=DataVersion("unlabelled"))
     index = gpd.read_parquet(layout.tiles(survey_id) / TILE_INDEX)
     with atomic_directory(layout.labels(LabelSource.MANUAL, survey_id)) as staging:
         labelled = survey.label(index, staging)
@@ -107,7 +108,9 @@ def manual_labels(context: AssetExecutionContext, config: LabelConfig, data_stor
                                     config.keep_empty_fraction, config.seed)
         TileIndex.validate(labelled)
         labelled.to_parquet(staging / LABEL_INDEX, index=False)
-    return MaterializeResult(metadata={
+        version = DataVersion(fingerprint([layout.survey_metadata(survey_id), layout.tiles(survey_id) / TILE_INDEX,
+                                           staging / LABEL_INDEX]))
+    return MaterializeResult(data_version=version, metadata={
         "labelled": True, "n_tiles": len(labelled), "dropped_empty_tiles": len(index) - len(labelled),
         "landslide_fraction": float(labelled["landslide_fraction"].mean()),
         "tiles_with_landslides": int((labelled["landslide_fraction"] > config.min_landslide_fraction).sum()),

@@ -7,6 +7,7 @@ from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     Config,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     MultiPartitionKey,
@@ -14,12 +15,14 @@ from dagster import (
 )
 from pydantic import Field
 
+from landslide_pipeline.defs.automation_conditions import in_retraining_window, retrain_trained
+from landslide_pipeline.defs.concurrency import CPU_POOL, claim_cores
 from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS, model_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
-from landslide_pipeline.layout import LabelSource
+from landslide_pipeline.layout import MODEL_WEIGHTS, LabelSource
 from landslide_pipeline.settings import PipelineSettings
-from landslide_pipeline.storage import atomic_directory, remove_atomically
-from landslide_pipeline.training.dataset import TrainingSet
+from landslide_pipeline.storage import atomic_directory, fingerprint, remove_atomically
+from landslide_pipeline.training.dataset import TrainingSet, training_set_files
 from landslide_pipeline.training.fold_models import FoldRun, train_fold
 from landslide_pipeline.training.folds import TEST_FOLD
 from landslide_pipeline.training.inputs import ModelVariant
@@ -94,7 +97,7 @@ def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinit
     deps = LABEL_ASSETS[source] + ([] if source == LabelSource.MANUAL else ["training_set"])
 
     @asset(name=f"{LabelSource.asset_prefix(source)}training_set", group_name="training", kinds={"numpy", "parquet"},
-           deps=deps, code_version="4")
+           deps=deps, code_version="4", automation_condition=in_retraining_window(settings.retrain_cron))
     def _training_set(context: AssetExecutionContext, config: TrainingSetConfig,
                       data_store: DataStore) -> MaterializeResult:
         layout = data_store.layout
@@ -108,6 +111,7 @@ def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinit
         with atomic_directory(layout.training_set(source)) as staging:
             prepared = prepare_training_set(layout, survey_ids, source, config.fold_options(settings.n_folds),
                                             config.use_terrain, staging)
+            version = DataVersion(fingerprint(training_set_files(staging)))
         samples, per_fold = prepared.samples, prepared.fold_summary()
         if prepared.reference is not None:
             context.log.info(f"{len(samples.tiles)} tiles, all with manual masks: they keep them as a reference")
@@ -118,7 +122,7 @@ def training_set_asset(settings: PipelineSettings, source: str) -> AssetsDefinit
             "n_tiles": len(samples.tiles), "bands": ", ".join(samples.bands), "image_scaling": samples.image_scaling,
             "n_test_tiles": int((samples.tiles["fold"] == TEST_FOLD).sum()), "training_set_id": samples.set_id,
             "surveys": ", ".join(prepared.survey_ids), "folds": MetadataValue.md(per_fold.to_markdown()),
-        })
+        }, data_version=version)
 
     _training_set.__doc__ = (
         f"Every tile with {source} labels of every survey, stored once as arrays read tile by tile, a "
@@ -135,7 +139,8 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
     """One model per variant (architecture and input set) x fold, trained on one label source's training set."""
 
     @asset(name=f"{LabelSource.asset_prefix(source)}trained_model", partitions_def=model_partitions(settings),
-           group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set], code_version="4",
+           group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set], code_version="4", pool=CPU_POOL,
+           automation_condition=retrain_trained(),
            description=f"One model per variant x fold, trained on the other folds of the {source}-label "
                        "training set (fresh augmented variants every epoch, bands normalised with the training folds' "
                        "statistics), selected on this fold's calibrated validation F1, with its decision threshold, "
@@ -154,6 +159,7 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
                 "dagster.partition": str(key), "architecture": run.architecture, "inputs": run.inputs,
                 "fold": str(run.fold), "label_source": source, "landslide.checkpoint": run.checkpoint_key(samples)}
         device = pick_device()
+        claim_cores(context)
         if device.type == "cpu":
             retain_freed_memory()  # +10-58 % images/s: large activations stop being re-faulted each step
         with (mlflow_tracking.fold_run(run.group(samples), f"{run.variant} {settings.n_folds}-fold CV ({source} "
@@ -162,13 +168,14 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
               atomic_directory(layout.model(source, run.variant, run.fold)) as staging):
             trained, model_uri = train_fold(samples, run, device, mlflow_tracking, mlflow_run.info.run_id, staging,
                                             checkpoint, lambda epoch: context.log.info(_progress(run, epoch)))
+            version = DataVersion(fingerprint([staging / MODEL_WEIGHTS]))
         if trained.result.resumed_from_epoch:
             context.log.info(f"resumed from the checkpoint after epoch {trained.result.resumed_from_epoch}")
         checkpoint.unlink(missing_ok=True)
         return MaterializeResult(metadata={
             **trained.facts(), "mlflow_run_id": mlflow_run.info.run_id, "model_uri": model_uri,
             "device": str(device), "profile": config.profile, "label_source": source, "inputs": run.inputs,
-            "bands": ", ".join(trained.spec.bands)})
+            "bands": ", ".join(trained.spec.bands)}, data_version=version)
 
     return _trained_model
 

@@ -8,8 +8,6 @@ assets and the CLI ask a survey what it can do instead of testing its kind.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,14 +107,3 @@ class Survey(Protocol):
         """Writes a label mask per tile of ``tile_index`` into ``out_dir/masks``; returns the index
         with ``landslide_fraction``."""
         ...
-
-
-def fingerprint(files: Iterable[Path], chunk_size: int = 1 << 22) -> str:
-    """A SHA-256 over the files' names and contents: a survey's Dagster data version."""
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode())
-        with open(path, "rb") as handle:
-            while chunk := handle.read(chunk_size):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]

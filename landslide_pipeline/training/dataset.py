@@ -294,6 +294,13 @@ class TrainingSet:
                    reference=reference, reference_source=meta["reference_source"])
 
 
+def training_set_files(directory: Path) -> list[Path]:
+    """The files that hold a stored training set's content (not its random set id): what its data
+    version is a fingerprint of."""
+    names = [TRAINING_IMAGES, TRAINING_MASKS, TRAINING_REFERENCE, TRAINING_FOLDS]
+    return [Path(directory) / name for name in names if (Path(directory) / name).is_file()]
+
+
 @dataclass(frozen=True)
 class Reference:
     """Another label source's mask folders, by survey id."""

@@ -90,14 +90,85 @@ def requested(result) -> dict[str, set[str]]:
     return keys
 
 
-def test_re_tiling_one_survey_requests_only_that_surveys_downstream_partitions(two_surveys):
+def run_job(defs, instance, assets, partition_key, config=None):
+    job = dg.define_asset_job("once", dg.AssetSelection.assets(*assets))
+    resolved = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("once")
+    assert resolved.execute_in_process(run_config=config or {}, instance=instance, partition_key=partition_key).success
+
+
+def test_re_tiling_one_survey_differently_requests_only_that_surveys_downstream_partitions(two_surveys):
     defs, instance, config = two_surveys
     baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     assert requested(baseline) == {}  # everything is up to date
-    retile = dg.define_asset_job("retile", dg.AssetSelection.assets("survey_tiles"),
-                                 partitions_def=defs.resolve_assets_def("survey_tiles").partitions_def)
-    job = dg.Definitions.merge(defs, dg.Definitions(jobs=[retile])).resolve_job_def("retile")
-    assert job.execute_in_process(run_config=config, instance=instance, partition_key="pit_a").success
-    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor)
-    # The parents and, in the same tick, what depends on them: all of pit_a, nothing of pit_b.
+    run_job(defs, instance, ["survey_tiles"], "pit_a", config)  # the same tiles: the same data version
+    same = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor)
+    assert requested(same) == {}
+    run_job(defs, instance, ["survey_tiles"], "pit_a", {"ops": {"survey_tiles": {"config": {"tile_size": 128}}}})
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=same.cursor)
+    # New tiles, new data version: what depends on them, in the same tick; nothing of pit_b. (A label
+    # edit does not re-segment: obia_labels reacts to the tiles, not to the manual labels.)
     assert requested(after) == {"manual_labels": {"pit_a"}, "obia_labels": {"pit_a"}, "label_agreement": {"pit_a"}}
+
+
+def test_re_ingesting_identical_files_requests_nothing(two_surveys):
+    defs, instance, _ = two_surveys
+    baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    run_job(defs, instance, ["raw_survey"], "pit_b")
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor)
+    assert after.total_requested == 0
+
+
+def test_a_code_version_bump_of_tiling_requests_the_tiles_and_their_dependants_only(two_surveys):
+    defs, instance, _ = two_surveys
+    baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    bumped = defs.map_resolved_asset_specs(func=lambda spec: spec.replace_attributes(code_version="bumped"),
+                                  selection=dg.AssetSelection.assets("survey_tiles"))
+    after = dg.evaluate_automation_conditions(defs=bumped, instance=instance, cursor=baseline.cursor)
+    both = {"pit_a", "pit_b"}
+    assert requested(after) == {name: both for name in ("survey_tiles", "manual_labels", "obia_labels",
+                                                        "label_agreement")}
+    assert not after.get_requested_partitions(dg.AssetKey("training_set"))  # it waits for the window
+
+
+def test_the_training_set_waits_for_the_retraining_window_then_runs_once(two_surveys):
+    import datetime as dt
+
+    defs, instance, config = two_surveys
+    night = dt.datetime(2026, 12, 3, 1, 0, tzinfo=dt.UTC)
+    baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=night)
+    run_job(defs, instance, ["manual_labels"], "pit_a", {"ops": {"manual_labels": {"config": {"seed": 1,
+                                                                                            "keep_empty_fraction": 0.5}}}})
+    before = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor,
+                                               evaluation_time=night + dt.timedelta(minutes=30))
+    assert not before.get_requested_partitions(dg.AssetKey("training_set"))  # new labels, but not yet
+    window = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor,
+                                               evaluation_time=night + dt.timedelta(hours=1, minutes=1))
+    assert window.get_requested_partitions(dg.AssetKey("training_set")) == {None} or \
+        window.get_num_requested(dg.AssetKey("training_set")) == 1
+    later = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=window.cursor,
+                                              evaluation_time=night + dt.timedelta(hours=1, minutes=5))
+    assert later.get_num_requested(dg.AssetKey("training_set")) == 0  # requested once per window
+
+
+def test_every_asset_reacts_to_change_and_every_heavy_step_is_in_the_cpu_pool():
+    defs = build_definitions(PipelineSettings())
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).automation_condition is not None, key
+    heavy = {"survey_tiles", "obia_labels", "trained_model", "obia_trained_model", "union_trained_model",
+             "fold_ensembles", "evaluation_table", "architecture_comparison", "label_source_comparison",
+             "landslide_map", "band_comparison", "training_size_study"}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).pools == {"cpu"}} == heavy
+
+
+def test_the_shipped_instance_queues_runs_and_gives_the_cpu_pool_one_slot(tmp_path):
+    import shutil
+
+    from landslide_pipeline.demo import INSTANCE_CONFIG
+
+    shutil.copyfile(INSTANCE_CONFIG, tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        pools = instance.get_concurrency_config().pool_config
+        assert pools.default_pool_limit == 1 and pools.pool_granularity.value == "run"  # one heavy run at a time
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4

@@ -18,7 +18,7 @@ def test_project_definitions_load_with_every_asset_and_lineage():
                     "landslide_map", "landslide_changes", "band_comparison", "training_size_study"}
     parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in keys}
     assert parents["survey_tiles"] == {"raw_survey"}
-    assert parents["manual_labels"] == {"survey_tiles"}
+    assert parents["manual_labels"] == {"raw_survey", "survey_tiles"}  # it reads the survey's label file
     assert parents["training_set"] == {"manual_labels"}
     assert parents["trained_model"] == {"training_set"}
     models = {"trained_model", "obia_trained_model", "union_trained_model"}

@@ -50,7 +50,11 @@ def test_per_input_set_and_per_source_choices_stay_within_them(table):
     assert {a: (r["label_source"], r["architecture"]) for a, r in plan.items()} == {
         "champion": ("obia", "unet"), "challenger": ("union", "unet"), "champion-rgb": ("manual", "unet@rgb"),
         "champion-rgb-slope": ("obia", "unet"), "champion-manual": ("manual", "linknet"),
-        "champion-obia": ("obia", "unet"), "champion-union": ("union", "unet")}
+        "champion-obia": ("obia", "unet"), "champion-union": ("union", "unet"),
+        # and every model scored, by label source, architecture and input set
+        "manual-unet-rgb-slope": ("manual", "unet"), "obia-unet-rgb-slope": ("obia", "unet"),
+        "manual-unet-rgb": ("manual", "unet@rgb"), "union-unet-rgb-slope": ("union", "unet"),
+        "manual-linknet-rgb-slope": ("manual", "linknet")}
 
 
 def test_the_label_source_summary_compares_each_source_with_the_manual_one(table):
