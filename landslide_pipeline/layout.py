@@ -17,6 +17,7 @@ data/
   reports/<experiment>/       report.md, plots (PNG), summary.csv, table.parquet/.csv
   maps/<survey_id>/           probability.tif, mask.tif (COG), landslides.gpkg, map.json (which model made it)
   changes/<survey_id>/        changes.gpkg, changes.parquet, summary.json (against the site's previous survey)
+  sites/<site>/               history.csv, history.png: landslide count and area per survey date, new/grown/gone
 ```
 """
 
@@ -100,6 +101,8 @@ MAP_FACTS = "map.json"
 CHANGES_POLYGONS = "changes.gpkg"
 CHANGES_TABLE = "changes.parquet"
 CHANGES_SUMMARY = "summary.json"
+SITE_HISTORY = "history.csv"  # a site's landslides survey by survey
+SITE_HISTORY_PLOT = "history.png"
 
 
 def csv_twin(name: str) -> str:
@@ -135,7 +138,8 @@ class DataLayout:
 
     #: The top folders of every generated output (all but ``raw/``, the user's surveys).
     GENERATED: ClassVar[tuple[str, ...]] = ("surveys", "tiles", "labels", "agreement", "training", "models",
-                                            "checkpoints", "evaluation", "maps", "changes", "reports", "comparison")
+                                            "checkpoints", "evaluation", "maps", "changes", "reports", "comparison",
+                                            "sites")
 
     def generated(self) -> list[Path]:
         """Every generated output's top folder that exists."""
@@ -205,6 +209,10 @@ class DataLayout:
     def map(self, survey_id: str) -> Path:
         """A survey's landslide map."""
         return self.root / "maps" / validate_survey_id(survey_id)
+
+    def site(self, site: str) -> Path:
+        """A site's history across its surveys (``history.csv``, ``history.png``)."""
+        return self.root / "sites" / validate_survey_id(site)
 
     def changes(self, survey_id: str) -> Path:
         """Landslide changes since the site's previous survey."""

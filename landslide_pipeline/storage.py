@@ -374,6 +374,11 @@ def _fsync_tree(root: Path) -> None:
         _fsync(folder)
 
 
+def combined_version(*parts: str) -> str:
+    """One version of several (e.g. an input's version and an output file's fingerprint)."""
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:16]
+
+
 def fingerprint(files: Iterable[Path], chunk_size: int = 1 << 22) -> str:
     """A SHA-256 over the files' names and contents: the Dagster data version of a survey, a
     training set, a model or a table (the same bytes, the same version)."""

@@ -36,11 +36,16 @@ def _data_changed(same_run: bool, ignore: tuple[str, ...] = ()) -> AutomationCon
     return deps | AutomationCondition.code_version_changed()
 
 
-def on_new_data(ignore: tuple[str, ...] = ()) -> AutomationCondition:
+def on_new_data(ignore: tuple[str, ...] = (), same_run: bool = True) -> AutomationCondition:
     """``eager``, but on new upstream *data*: an upstream re-materialized with the same data
     version (an identical re-ingest) requests nothing; a code version change does. Changes of
-    the ``ignore`` upstreams do not count (they are read only in some configurations)."""
-    condition = AutomationCondition.eager().replace("any_deps_updated", _data_changed(True, ignore))
+    the ``ignore`` upstreams do not count (they are read only in some configurations). With
+    ``same_run``, an upstream requested in the same tick requests this asset too (one run);
+    without, it waits for the upstream's new data version (an expensive asset whose upstream
+    often re-runs without changing).
+
+    A missing asset (a new survey) is requested with its upstream either way."""
+    condition = AutomationCondition.eager().replace("any_deps_updated", _data_changed(same_run, ignore))
     return condition.with_label("on_new_data")  # type: ignore[union-attr]  # replace keeps the And
 
 
@@ -61,10 +66,15 @@ def retrain_trained() -> AutomationCondition:
         "retrain_trained")
 
 
-def after_upstream_settles(blocking_checks: bool = False) -> AutomationCondition:
+def after_upstream_settles(blocking_checks: bool = False, ignore: tuple[str, ...] = ()) -> AutomationCondition:
     """Once an upstream updated and none of its partitions is still queued or running (every
-    model of a retraining has finished); with ``blocking_checks``, once their blocking checks passed."""
-    condition = (AutomationCondition.any_deps_updated().since_last_handled()
+    model of a retraining has finished); with ``blocking_checks``, once their blocking checks
+    passed. Updates of the ``ignore`` upstreams do not count (the evaluation reads the training
+    sets, but follows the models retrained on them)."""
+    updated = AutomationCondition.any_deps_updated()
+    if ignore:
+        updated = updated.ignore(AssetSelection.assets(*ignore))
+    condition = (updated.since_last_handled()
                  & ~AutomationCondition.any_deps_in_progress() & ~AutomationCondition.in_progress())
     if blocking_checks:
         condition = condition & AutomationCondition.all_deps_blocking_checks_passed()

@@ -173,7 +173,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
             f"{m}_{k}".replace(" ", "_"): v for m, f in facts.items() for k, v in f.items()}})
 
     @asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=[*MODEL_ASSETS, fold_ensembles, *TRAINING_SETS],
-           code_version="3", pool=CPU_POOL, automation_condition=after_upstream_settles())
+           code_version="3", pool=CPU_POOL, automation_condition=after_upstream_settles(ignore=tuple(TRAINING_SETS)))
     def evaluation_table(context: AssetExecutionContext, data_store: DataStore,
                          mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """Precision, recall, F1, IoU, accuracy and kappa of the landslide class per model (label

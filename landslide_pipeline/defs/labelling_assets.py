@@ -62,9 +62,11 @@ class ObiaConfig(Config):
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"geotiff", "parquet"},
        deps=["raw_survey", "survey_tiles", "manual_labels"], code_version="1", pool=CPU_POOL,
-       # Manual labels are read only when the rules take samples (the default rules do not): a
-       # label edit does not re-segment the scene. With sample rules, re-materialize it by hand.
-       automation_condition=on_new_data(ignore=("manual_labels",)))
+       # It follows the tiles' new data (the scene), not the survey's files (they include its
+       # labels) nor the manual labels (read only when the rules take samples; the default rules
+       # do not): a label edit re-tiles to the same tiles and does not re-segment the scene.
+       # With sample rules, re-materialize it by hand.
+       automation_condition=on_new_data(ignore=("raw_survey", "manual_labels"), same_run=False))
 def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: DataStore) -> MaterializeResult:
     """Object-oriented landslide masks on every tile's grid, in the manual labels' layout.
 

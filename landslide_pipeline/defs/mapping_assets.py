@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dagster import (
+    AllPartitionMapping,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetDep,
     AssetExecutionContext,
     Config,
     DefaultScheduleStatus,
@@ -27,14 +29,17 @@ from dagster import (
 )
 from pydantic import Field
 
-from landslide_pipeline.defs.automation_conditions import on_new_data
+from landslide_pipeline.defs.automation import CHANGE_SETS
+from landslide_pipeline.defs.automation_conditions import after_upstream_settles, on_code_change, on_new_data
 from landslide_pipeline.defs.concurrency import CPU_POOL, claim_cores
 from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS, survey_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
-from landslide_pipeline.layout import CHANGES_SUMMARY
+from landslide_pipeline.layout import CHANGES_SUMMARY, SITE_HISTORY, SITE_HISTORY_PLOT
 from landslide_pipeline.mapping import PredictionSpec, VectorizeSpec
-from landslide_pipeline.mapping.changes import ChangeRules, write_site_changes
+from landslide_pipeline.mapping.changes import ChangeRules, survey_records, write_site_changes
+from landslide_pipeline.mapping.changes import site_history as site_history_table
 from landslide_pipeline.mapping.landslide_map import write_landslide_map
+from landslide_pipeline.reports.plots import plot_site_history
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.surveys import open_survey
 
@@ -104,7 +109,11 @@ class ChangeConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="mapping", kinds={"geopackage", "parquet"},
-       deps=[landslide_map], code_version="1", automation_condition=on_new_data())
+       # Any survey's map may be this one's previous (its site's survey before it, by date): declared
+       # as every map. Which change sets a new map makes stale is exactly known from the dates, so
+       # ``change_sets_sensor`` requests those, not the eager policy (which would request them all).
+       deps=[AssetDep(landslide_map, partition_mapping=AllPartitionMapping())], code_version="2",
+       automation_condition=on_code_change())
 def landslide_changes(context: AssetExecutionContext, config: ChangeConfig, data_store: DataStore) -> MaterializeResult:
     """New, grown, stable and gone landslides since the previous survey of the same site (the
     ``site`` and ``date`` of survey.toml), as a table and a GeoPackage layer ``changes``, and a
@@ -130,6 +139,33 @@ def landslide_change_alert(context: AssetCheckExecutionContext, data_store: Data
     return AssetCheckResult(passed=not summary["alert"], severity=AssetCheckSeverity.WARN, metadata={
         "previous_survey": summary["previous"] or "none", "flagged_area_m2": flagged,
         "alert_area_m2": summary["alert_area_m2"], "new": summary.get("n_new", 0), "grown": summary.get("n_grown", 0)})
+
+
+@asset(group_name="mapping", kinds={"pandas", "matplotlib"}, deps=[landslide_changes], code_version="1",
+       automation_condition=after_upstream_settles())
+def site_history(context: AssetExecutionContext, data_store: DataStore) -> MaterializeResult:
+    """Per site, its landslides survey by survey in date order: landslide count and area of each
+    map, and new, grown, stable and gone landslides against the survey before, as
+    ``data/sites/<site>/history.csv`` and a plot, across any number of surveys."""
+    layout = data_store.layout
+    survey_ids = context.instance.get_dynamic_partitions(SURVEY_PARTITIONS)
+    sites = sorted({r["site"] for r in survey_records(layout, survey_ids) if r.get("site")})
+    tables = {}
+    for site in sites:
+        history = site_history_table(layout, survey_ids, site)
+        if history.empty:
+            continue
+        with atomic_directory(layout.site(site)) as staging:
+            history.to_csv(staging / SITE_HISTORY, index=False)
+            plot_site_history(history, staging / SITE_HISTORY_PLOT)
+        tables[site] = history
+    context.log.info(f"{len(tables)} site(s) with mapped surveys: {', '.join(tables) or 'none'}")
+    return MaterializeResult(metadata={"sites": len(tables), **{
+        f"history_{site}": MetadataValue.md(table.to_markdown(index=False, floatfmt=".1f"))
+        for site, table in tables.items()}})
+
+
+change_sets = define_asset_job(CHANGE_SETS, ["landslide_changes"], description="Recompute one survey's change set.")
 
 
 MAP_SURVEYS = "map_surveys"

@@ -15,7 +15,7 @@ from landslide_pipeline.geo.grid import TilingSpec
 from landslide_pipeline.geo.labels import drop_empty_tiles
 from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, TILE_INDEX, LabelSource
 from landslide_pipeline.schemas import TileIndex
-from landslide_pipeline.storage import atomic_directory, atomic_file, remove_atomically
+from landslide_pipeline.storage import atomic_directory, atomic_file, combined_version, remove_atomically
 from landslide_pipeline.surveys import fingerprint, open_survey
 
 
@@ -33,9 +33,11 @@ def raw_survey(context: AssetExecutionContext, data_store: DataStore) -> Materia
     layout = data_store.layout
     survey = open_survey(layout.raw_survey(context.partition_key))
     metadata = survey.inspect()
-    version = fingerprint(survey.files())
+    labels = set(survey.label_files())
+    version, scene_version = fingerprint(survey.files()), fingerprint(f for f in survey.files() if f not in labels)
     with atomic_file(layout.survey_metadata(context.partition_key)) as tmp:
-        tmp.write_text(json.dumps({**metadata.to_dict(), "data_version": version}, indent=2))
+        tmp.write_text(json.dumps({**metadata.to_dict(), "data_version": version, "scene_version": scene_version},
+                                  indent=2))
     return MaterializeResult(
         metadata={**{k: str(v) for k, v in metadata.to_dict().items()},
                   "path": MetadataValue.path(str(survey.config.source))},
@@ -65,8 +67,10 @@ def survey_tiles(context: AssetExecutionContext, config: TilingConfig, data_stor
         index = survey.tile(staging, spec)
         TileIndex.validate(index)
         index.to_parquet(staging / TILE_INDEX, index=False)
-        # The survey's files (through its metadata) and the tiling: the same survey tiled alike, the same version.
-        version = DataVersion(fingerprint([layout.survey_metadata(survey_id), staging / TILE_INDEX]))
+        # The scene's files (not its labels: a label edit leaves the tiles and the object-oriented
+        # labels made from them as they are) and the tiling.
+        scene_version = json.loads(layout.survey_metadata(survey_id).read_text())["scene_version"]
+        version = DataVersion(combined_version(scene_version, fingerprint([staging / TILE_INDEX])))
     return MaterializeResult(data_version=version, metadata={
         "kind": survey.kind, "n_tiles": len(index), "tile_size": spec.tile_size, "stride": spec.step,
         "crs": str(index.crs), "nodata_fraction": float(index["nodata_fraction"].mean()),

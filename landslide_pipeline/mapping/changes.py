@@ -22,7 +22,14 @@ import numpy as np
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-from landslide_pipeline.layout import CHANGES_POLYGONS, CHANGES_SUMMARY, CHANGES_TABLE, MAP_POLYGONS, DataLayout
+from landslide_pipeline.layout import (
+    CHANGES_POLYGONS,
+    CHANGES_SUMMARY,
+    CHANGES_TABLE,
+    MAP_FACTS,
+    MAP_POLYGONS,
+    DataLayout,
+)
 from landslide_pipeline.mapping.vectorize import LANDSLIDES_LAYER, write_geopackage
 
 Change = Literal["new", "grown", "stable", "gone"]
@@ -111,24 +118,83 @@ def change_summary(changes: gpd.GeoDataFrame, rules: ChangeRules) -> dict[str, f
     }
 
 
-def previous_survey(surveys: list[dict], survey_id: str) -> str | None:
-    """The survey of the same site just before ``survey_id``, or None (no site, or the first).
+def site_order(surveys: list[dict], site: str) -> list[str]:
+    """A site's survey ids in time order: by date, then by id; surveys without a date sort by id
+    after dated ones, so name undated surveys in time order (e.g. ``pit_2024_06``).
 
     Args:
         surveys: Survey metadata records (``survey_id``, ``site``, ``date``: ISO or None).
-        survey_id: The later survey.
-
-    A site's surveys are ordered by date, then by id; surveys without a date sort by id after dated
-    ones, so name undated surveys in time order (e.g. ``pit_2024_06``).
+        site: The site.
     """
-    by_id = {s["survey_id"]: s for s in surveys}
-    site = by_id[survey_id].get("site")
-    if site is None:
-        return None
     ordered = sorted((s for s in surveys if s.get("site") == site),
                      key=lambda s: (s.get("date") is None, s.get("date") or "", s["survey_id"]))
-    position = [s["survey_id"] for s in ordered].index(survey_id)
-    return ordered[position - 1]["survey_id"] if position else None
+    return [s["survey_id"] for s in ordered]
+
+
+def _neighbour(surveys: list[dict], survey_id: str, step: int) -> str | None:
+    site = next(s for s in surveys if s["survey_id"] == survey_id).get("site")
+    if site is None:
+        return None
+    order = site_order(surveys, site)
+    position = order.index(survey_id) + step
+    return order[position] if 0 <= position < len(order) else None
+
+
+def previous_survey(surveys: list[dict], survey_id: str) -> str | None:
+    """The survey of the same site just before ``survey_id`` (``site_order``), or None (no site,
+    or the first)."""
+    return _neighbour(surveys, survey_id, -1)
+
+
+def next_survey(surveys: list[dict], survey_id: str) -> str | None:
+    """The survey of the same site just after ``survey_id``, or None (no site, or the last)."""
+    return _neighbour(surveys, survey_id, +1)
+
+
+def affected_change_sets(surveys: list[dict], mapped: Iterable[str]) -> list[str]:
+    """The change sets a new map of each ``mapped`` survey makes stale: its own (against its
+    previous survey) and its site's next survey's (whose previous it is, or has just become when
+    it arrived out of date order). Every other change set compares two maps that did not change.
+
+    Args:
+        surveys: Survey metadata records of every known survey.
+        mapped: Surveys whose map has just been (re)made.
+    """
+    affected = set()
+    for survey_id in mapped:
+        affected.add(survey_id)
+        if (following := next_survey(surveys, survey_id)) is not None:
+            affected.add(following)
+    return sorted(affected)
+
+
+def survey_records(layout: DataLayout, survey_ids: Iterable[str]) -> list[dict]:
+    """The metadata records (``data/surveys/<id>.json``) of the surveys that have been ingested."""
+    return [json.loads(p.read_text()) for p in map(layout.survey_metadata, survey_ids) if p.is_file()]
+
+
+def site_history(layout: DataLayout, survey_ids: Iterable[str], site: str) -> pd.DataFrame:
+    """A site's landslides survey by survey, in time order: landslide count and area of each map,
+    and new, grown, stable and gone landslides (and the new and grown area) against the survey
+    before. Surveys not mapped yet are left out; the first survey has no changes (NaN).
+    """
+    records = survey_records(layout, survey_ids)
+    dates = {r["survey_id"]: r.get("date") for r in records}
+    rows = []
+    for survey_id in site_order(records, site):
+        facts_path = layout.map(survey_id) / MAP_FACTS
+        if not facts_path.is_file():
+            continue
+        facts = json.loads(facts_path.read_text())
+        summary_path = layout.changes(survey_id) / CHANGES_SUMMARY
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        rows.append({"site": site, "survey_id": survey_id, "date": dates.get(survey_id),
+                     "n_landslides": facts["n_landslides"], "landslide_area_m2": facts["landslide_area_m2"],
+                     "previous": summary.get("previous"),
+                     **{k: summary.get(k, np.nan) for k in ("n_new", "n_grown", "n_stable", "n_gone", "new_area_m2",
+                                                            "grown_area_m2")},
+                     "alert": bool(summary.get("alert", False))})
+    return pd.DataFrame(rows)
 
 
 def write_site_changes(layout: DataLayout, survey_id: str, survey_ids: Iterable[str], rules: ChangeRules,
@@ -151,7 +217,7 @@ def write_site_changes(layout: DataLayout, survey_id: str, survey_ids: Iterable[
     Raises:
         FileNotFoundError: the previous survey has no map yet.
     """
-    records = [json.loads(p.read_text()) for p in map(layout.survey_metadata, survey_ids) if p.is_file()]
+    records = survey_records(layout, survey_ids)
     previous = previous_survey(records, survey_id) if any(r["survey_id"] == survey_id for r in records) else None
     current_map = layout.map(survey_id) / MAP_POLYGONS
     summary: dict[str, Any] = {"previous": None, "alert": False, "alert_area_m2": rules.alert_area_m2,

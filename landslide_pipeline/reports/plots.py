@@ -276,3 +276,30 @@ def plot_relative_improvement(improvement: pd.DataFrame, path: Path, split: str 
     ax.legend()
     ax.set_title(f"{rows['candidate'].iloc[0]} over {rows['baseline'].iloc[0]} ({split})")
     return save_png(fig, path)
+
+
+def plot_site_history(history: pd.DataFrame, path: Path) -> Path:
+    """A site's landslides over its surveys (``mapping.changes.site_history``): the mapped
+    landslide area per survey above, the new, grown and gone landslides against the survey
+    before below.
+
+    Raises:
+        ValueError: a column is missing or the table is empty.
+    """
+    require_columns(history, ["survey_id", "date", "landslide_area_m2", "n_new", "n_grown", "n_gone"],
+                    "plot_site_history")
+    if history.empty:
+        raise ValueError("plot_site_history: no mapped survey to plot")
+    labels = [f"{d}\n{s}" if isinstance(d, str) else str(s) for s, d in zip(history["survey_id"], history["date"])]
+    x = np.arange(len(history))
+    fig = Figure(figsize=(max(6.0, 1.4 * len(history) + 2), 6.5), layout="constrained")
+    area, counts = fig.subplots(2, 1, sharex=True)
+    area.plot(x, history["landslide_area_m2"], marker="o", color=colours(1)[0])
+    area.set_ylabel("landslide area (m2)")
+    area.set_title(f"site {history['site'].iloc[0]}" if "site" in history else "site")
+    series = {"new": history["n_new"], "grown": history["n_grown"], "gone": history["n_gone"]}
+    grouped_bars(counts, labels, {k: (v.fillna(0).to_numpy(), np.zeros(len(v))) for k, v in series.items()})
+    counts.set_ylabel("landslides vs the survey before")
+    counts.legend(fontsize="small")
+    counts.set_xticks(x, labels, fontsize="small")
+    return save_png(fig, path)

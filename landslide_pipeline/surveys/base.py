@@ -95,6 +95,11 @@ class Survey(Protocol):
         """Every input file, survey.toml included: what its data version hashes."""
         ...
 
+    def label_files(self) -> list[Path]:
+        """The files of its labels among ``files()``: a label edit changes only these, so what
+        is made from the rest (tiles, object-oriented labels) need not be made again."""
+        ...
+
     def inspect(self) -> SurveyMetadata:
         """Reads and validates the survey's metadata without reading pixel data."""
         ...

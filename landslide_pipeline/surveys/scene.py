@@ -91,10 +91,13 @@ class SceneSurvey:
         """The terrain bands its tiles get from the DEM."""
         return TerrainSpec(self.config.terrain_bands, self.config.relief_radius_m)
 
+    def label_files(self) -> list[Path]:
+        """The label file with its sidecars."""
+        return _with_sidecars(self.labels.path) if self.labels is not None else []
+
     def files(self) -> list[Path]:
         """survey.toml, the image(s), the DEM and the label file with its sidecars."""
-        labels = _with_sidecars(self.labels.path) if self.labels is not None else []
-        files = [self.config.config_file, *self.scene.images, self.scene.dem, *labels]
+        files = [self.config.config_file, *self.scene.images, self.scene.dem, *self.label_files()]
         return [f for f in files if f is not None]
 
     def inspect(self) -> SurveyMetadata:

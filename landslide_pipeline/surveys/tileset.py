@@ -56,6 +56,10 @@ class TileSetSurvey:
             files += [pair.image] + ([pair.mask] if pair.mask is not None else [])
         return files
 
+    def label_files(self) -> list[Path]:
+        """Every mask of the data set."""
+        return [pair.mask for pair in find_pairs(self.config.source, self.adapter) if pair.mask is not None]
+
     def inspect(self) -> SurveyMetadata:
         """Checks every tile's header (``datasets.precut.inspect_dataset``)."""
         summary = inspect_dataset(self.config.source, self.adapter)

@@ -1,6 +1,7 @@
 """The survey sensor and declarative automation, on small generated surveys."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -125,8 +126,8 @@ def test_a_code_version_bump_of_tiling_requests_the_tiles_and_their_dependants_o
                                   selection=dg.AssetSelection.assets("survey_tiles"))
     after = dg.evaluate_automation_conditions(defs=bumped, instance=instance, cursor=baseline.cursor)
     both = {"pit_a", "pit_b"}
-    assert requested(after) == {name: both for name in ("survey_tiles", "manual_labels", "obia_labels",
-                                                        "label_agreement")}
+    # obia_labels waits for the tiles' new data: the expensive segmentation re-runs only if they changed.
+    assert requested(after) == {name: both for name in ("survey_tiles", "manual_labels", "label_agreement")}
     assert not after.get_requested_partitions(dg.AssetKey("training_set"))  # it waits for the window
 
 
@@ -172,3 +173,63 @@ def test_the_shipped_instance_queues_runs_and_gives_the_cpu_pool_one_slot(tmp_pa
         pools = instance.get_concurrency_config().pool_config
         assert pools.default_pool_limit == 1 and pools.pool_granularity.value == "run"  # one heavy run at a time
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
+
+
+def test_a_late_surveys_map_requests_its_own_and_its_successors_change_sets(tmp_path):
+    from landslide_pipeline.defs.automation import change_sets_sensor
+
+    layout = DataLayout(tmp_path)
+    dates = {"pit_a": "2024-06-01", "pit_c": "2026-06-01", "pit_b": "2025-06-01", "valley": "2025-01-01"}
+    for survey_id, date in dates.items():
+        layout.survey_metadata(survey_id).parent.mkdir(parents=True, exist_ok=True)
+        site = "valley" if survey_id == "valley" else "pit"
+        layout.survey_metadata(survey_id).write_text(json.dumps({"survey_id": survey_id, "site": site, "date": date}))
+        layout.map(survey_id).mkdir(parents=True)
+        (layout.map(survey_id) / "map.json").write_text("{}")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("survey", list(dates))
+
+    def tick(cursor):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                          resources={"data_store": DataStore(root=str(tmp_path))})
+        return change_sets_sensor(context)
+
+    idle = tick(None)
+    assert idle.run_requests == []
+    instance.report_runless_asset_event(dg.AssetMaterialization("landslide_map", partition="pit_b"))
+    late = tick(idle.cursor)
+    # pit_b arrived after pit_c: its own change set, and pit_c's, whose previous survey it now is.
+    assert sorted(r.partition_key for r in late.run_requests) == ["pit_b", "pit_c"]
+    assert tick(late.cursor).run_requests == []  # each map once
+    instance.report_runless_asset_event(dg.AssetMaterialization("landslide_map", partition="valley"))
+    assert [r.partition_key for r in tick(late.cursor).run_requests] == ["valley"]
+
+
+def test_a_label_edit_requests_that_surveys_labels_then_one_retraining_and_nothing_of_the_other(two_surveys):
+    import datetime as dt
+
+    import geopandas as gpd
+
+    defs, instance, config = two_surveys
+    layout = DataLayout(Path(_data_root(defs)))
+    night = dt.datetime(2026, 12, 4, 1, 0, tzinfo=dt.UTC)
+    run_job(defs, instance, SURVEY_ASSETS[1:], "pit_a", config)  # as the fixture left it (earlier tests re-tile)
+    baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=night)
+    labels = layout.raw_survey("pit_a") / "landslides.gpkg"
+    polygons = gpd.read_file(labels)
+    polygons.iloc[:-1].to_file(labels, driver="GPKG")  # a landslide was drawn by mistake: removed
+    run_job(defs, instance, ["raw_survey"], "pit_a")
+    edit = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor,
+                                             evaluation_time=night + dt.timedelta(minutes=1))
+    # Re-tiled (same tiles), relabelled and re-compared; not re-segmented; nothing of pit_b; training waits.
+    assert requested(edit) == {"survey_tiles": {"pit_a"}, "manual_labels": {"pit_a"}, "label_agreement": {"pit_a"}}
+    assert edit.get_num_requested(dg.AssetKey("training_set")) == 0
+    run_job(defs, instance, ["survey_tiles", "manual_labels", "label_agreement"], "pit_a", config)
+    window = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=edit.cursor,
+                                               evaluation_time=night + dt.timedelta(hours=1, minutes=1))
+    assert window.get_num_requested(dg.AssetKey("training_set")) == 1 and requested(window) == {}
+    assert window.get_num_requested(dg.AssetKey("evaluation_table")) == 0  # it follows retrained models
+
+
+def _data_root(defs) -> str:
+    return defs.resources["data_store"].root

@@ -14,7 +14,7 @@ def test_project_definitions_load_with_every_asset_and_lineage():
     assert keys == {"raw_survey", "survey_tiles", "manual_labels", "training_set", "trained_model",
                     "fold_ensembles", "evaluation_table", "champion_model", "obia_labels", "label_agreement", "obia_training_set",
                     "obia_trained_model", "union_training_set", "union_trained_model", "label_source_comparison",
-                    "architecture_comparison",
+                    "architecture_comparison", "site_history",
                     "landslide_map", "landslide_changes", "band_comparison", "training_size_study"}
     parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in keys}
     assert parents["survey_tiles"] == {"raw_survey"}
@@ -36,7 +36,8 @@ def test_project_definitions_load_with_every_asset_and_lineage():
     assert parents["union_trained_model"] == {"union_training_set"}
     assert parents["architecture_comparison"] == {"evaluation_table"}
     assert parents["landslide_map"] == {"raw_survey", "champion_model"}
-    assert parents["landslide_changes"] == {"landslide_map"}
+    assert parents["landslide_changes"] == {"landslide_map"}  # every map: the previous survey's is one of them
+    assert parents["site_history"] == {"landslide_changes"}
     assert parents["band_comparison"] == parents["training_size_study"] == {"training_set"}
     assert defs.resolve_schedule_def("nightly_mapping").default_status == dg.DefaultScheduleStatus.RUNNING
     assert parents["label_source_comparison"] == {"evaluation_table"}
