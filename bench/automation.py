@@ -30,13 +30,15 @@ import geopandas as gpd
 from shapely.geometry import box
 
 from landslide_pipeline.defs import build_definitions
+from landslide_pipeline.defs.runner import prepare_surveys
 from landslide_pipeline.layout import MAP_FACTS, MAP_POLYGONS, DataLayout
 from landslide_pipeline.mapping.changes import ChangeRules, affected_change_sets, survey_records, write_site_changes
 from landslide_pipeline.mapping.vectorize import LANDSLIDES_LAYER, write_geopackage
 from landslide_pipeline.settings import PipelineSettings, StorageSettings
 from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
 
-TILES = {"ops": {"survey_tiles": {"config": {"tile_size": 64}}}}
+TILES_CONFIG = {"survey_tiles": {"tile_size": 64}}
+TILES = {"ops": {"survey_tiles": {"config": TILES_CONFIG["survey_tiles"]}}}
 NIGHT = dt.datetime(2026, 12, 4, 1, 0, tzinfo=dt.UTC)  # an hour before the default retraining window
 
 
@@ -61,10 +63,7 @@ def survey_scenarios(work: Path) -> dict[str, list[str]]:
     defs = build_definitions(PipelineSettings(), StorageSettings(str(layout.root), f"sqlite:///{work}/mlflow.db",
                                                                  str(work / "artifacts")))
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("survey", ["pit_a", "pit_b"])
-    for survey_id in ("pit_a", "pit_b"):
-        assert defs.resolve_job_def("prepare_survey").execute_in_process(
-            run_config=TILES, instance=instance, partition_key=survey_id).success
+    assert all(r.success for r in prepare_surveys(defs, instance, ["pit_a", "pit_b"], TILES_CONFIG))
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=NIGHT)
     run(defs, instance, ["raw_survey"], "pit_a", {})
     reingest = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor,

@@ -37,6 +37,14 @@ def run_job(defs: Definitions, instance: DagsterInstance, job_name: str, asset_c
     return job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition_key)
 
 
+def prepare_surveys(defs: Definitions, instance: DagsterInstance, survey_ids: Iterable[str],
+                    asset_config: Mapping[str, dict] | None = None) -> list[ExecuteInProcessResult]:
+    """Adds the surveys as partitions and runs ``prepare_survey`` (validate, tile, label) for each."""
+    survey_ids = list(survey_ids)
+    instance.add_dynamic_partitions(SURVEY_PARTITIONS, survey_ids)
+    return [run_job(defs, instance, PREPARE_SURVEY, asset_config or {}, survey_id) for survey_id in survey_ids]
+
+
 def run_chain(
     defs: Definitions,
     settings: PipelineSettings,

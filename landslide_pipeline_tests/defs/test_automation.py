@@ -9,6 +9,7 @@ import pytest
 from landslide_pipeline.defs import build_definitions
 from landslide_pipeline.defs.automation import new_survey_sensor
 from landslide_pipeline.defs.resources import DataStore
+from landslide_pipeline.defs.runner import prepare_surveys
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.settings import PipelineSettings, StorageSettings
 from landslide_pipeline.surveys.arrivals import READY_MARKER
@@ -74,12 +75,9 @@ def two_surveys(tmp_path_factory):
     defs = build_definitions(PipelineSettings(), StorageSettings(str(layout.root), f"sqlite:///{root}/mlflow.db",
                                                                  str(root / "artifacts")))
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("survey", ["pit_a", "pit_b"])
-    job = defs.resolve_job_def("prepare_survey")
-    config = {"ops": {"survey_tiles": {"config": {"tile_size": 64}}}}
-    for survey_id in ("pit_a", "pit_b"):
-        assert job.execute_in_process(run_config=config, instance=instance, partition_key=survey_id).success
-    return defs, instance, config
+    tiles = {"survey_tiles": {"tile_size": 64}}
+    assert all(r.success for r in prepare_surveys(defs, instance, ["pit_a", "pit_b"], tiles))
+    return defs, instance, {"ops": {name: {"config": c} for name, c in tiles.items()}}
 
 
 def requested(result) -> dict[str, set[str]]:
