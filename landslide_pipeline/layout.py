@@ -23,6 +23,7 @@ data/
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,11 @@ class DataLayout:
     def checkpoint(self, source: str, architecture: str, fold: int, run_key: str) -> Path:
         """Per-epoch training state of one model, kept only until its training completes."""
         return self.root / "checkpoints" / source / architecture / f"fold_{fold}" / f"{run_key}.pt"
+
+    def tracking_lock(self, name: str) -> Path:
+        """What a find-or-create in the MLflow store locks (``storage.target_lock``: its lock file
+        lies beside it, in the shared data folder), e.g. one cross-validation's parent run."""
+        return self.root / "checkpoints" / f"mlflow-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
     @property
     def evaluation(self) -> Path:

@@ -7,7 +7,7 @@ from landslide_pipeline.layout import DataLayout
 def test_every_output_path_lies_in_a_generated_folder_or_raw():
     """``landslide clean`` (make clean-data) removes ``GENERATED``: a new output folder must join it."""
     layout = DataLayout(Path("/data"))
-    arguments = {"survey_id": "s", "source": "manual", "architecture": "unet", "fold": 0, "run_key": "k", "site": "pit",
+    arguments = {"survey_id": "s", "source": "manual", "architecture": "unet", "fold": 0, "run_key": "k", "site": "pit", "name": "cv",
                  "experiment": "e"}
     tops = set()
     for name, member in inspect.getmembers(DataLayout):

@@ -23,6 +23,7 @@ from landslide_pipeline.model_store import (
 )
 from landslide_pipeline.nn.segmenter import Segmenter
 from landslide_pipeline.settings import StorageSettings
+from landslide_pipeline.storage import target_lock
 from landslide_pipeline.training.checkpoint import ModelSpec
 from landslide_pipeline.training.evaluate import cross_validation_metrics, fold_rows, fold_test_metrics
 from landslide_pipeline.training.loop import EpochReport
@@ -74,27 +75,55 @@ class MlflowTracking(ConfigurableResource):
     def resolved_tracking_uri(self) -> str:
         return resolve_tracking_uri(self.tracking_uri)
 
-    def experiment_id(self) -> str:
-        mlflow.set_tracking_uri(self.resolved_tracking_uri())
-        experiment = mlflow.get_experiment_by_name(self.experiment_name)
-        if experiment is not None:
-            return experiment.experiment_id
+    def artifact_location(self) -> str:
+        """Where a new experiment keeps its model files: a URI (``s3://...``,
+        ``mlflow-artifacts:/...`` for a tracking server's proxied store) passed through unchanged;
+        a local folder made absolute (as a ``file://`` URI)."""
+        if "://" in self.artifact_root or self.artifact_root.startswith("mlflow-artifacts:"):
+            return self.artifact_root
         artifacts = Path(self.artifact_root).resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
-        return mlflow.create_experiment(self.experiment_name, artifact_location=artifacts.as_uri())
+        return artifacts.as_uri()
+
+    def experiment_id(self) -> str:
+        """The experiment, created on first use. Concurrent first uses (fold runs starting together)
+        do not race: the look-up (whose first call creates a new SQLite store's tables) and the
+        creation happen under a lock in the data folder, and an experiment another client created
+        meanwhile is taken."""
+        mlflow.set_tracking_uri(self.resolved_tracking_uri())
+        with target_lock(self._lock("experiment")):
+            experiment = mlflow.get_experiment_by_name(self.experiment_name)
+            if experiment is not None:
+                return experiment.experiment_id
+            try:
+                return mlflow.create_experiment(self.experiment_name, artifact_location=self.artifact_location())
+            except mlflow.exceptions.MlflowException as err:
+                if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                created = mlflow.get_experiment_by_name(self.experiment_name)
+                assert created is not None  # "already exists": another client just created it
+                return created.experiment_id
+
+    def _lock(self, name: str) -> Path:
+        lock = DataLayout(Path(self.data_root).resolve()).tracking_lock(name)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        return lock
 
     def parent_run_id(self, group: str, run_name: str, tags: dict[str, str]) -> str:
-        """Finds or creates the parent run that gathers the folds of one cross-validation."""
+        """Finds or creates the parent run that gathers the folds of one cross-validation; fold
+        runs starting together get one parent (find-or-create under a lock in the data folder,
+        which workers share)."""
         experiment_id = self.experiment_id()
-        found = mlflow.search_runs([experiment_id], filter_string=f"tags.`landslide.cv_group` = '{group}'",
-                                   max_results=1, output_format="list")
-        if found:
-            return found[0].info.run_id
-        client = mlflow.MlflowClient()
-        shared = {k: v for k, v in tags.items() if k not in PER_FOLD_TAGS}
-        run = client.create_run(experiment_id, run_name=run_name, tags={**shared, "landslide.cv_group": group})
-        client.set_terminated(run.info.run_id)
-        return run.info.run_id
+        with target_lock(self._lock(group)):
+            found = mlflow.search_runs([experiment_id], filter_string=f"tags.`landslide.cv_group` = '{group}'",
+                                       max_results=1, output_format="list")
+            if found:
+                return found[0].info.run_id
+            client = mlflow.MlflowClient()
+            shared = {k: v for k, v in tags.items() if k not in PER_FOLD_TAGS}
+            run = client.create_run(experiment_id, run_name=run_name, tags={**shared, "landslide.cv_group": group})
+            client.set_terminated(run.info.run_id)
+            return run.info.run_id
 
     @contextlib.contextmanager
     def fold_run(self, group: str, parent_name: str, run_name: str, tags: dict[str, str],

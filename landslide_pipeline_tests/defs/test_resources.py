@@ -63,3 +63,30 @@ def test_variant_keys_become_valid_mlflow_metric_names():
 
     assert metric_name("test_f1_linknet@rgb-dem") == "test_f1_linknet_rgb-dem"
     assert metric_name("cv f1: unet/fold.0") == "cv f1: unet/fold.0"
+
+
+def test_artifact_uris_pass_through_and_local_folders_become_absolute(tmp_path, monkeypatch):
+    for uri in ("s3://landslides/mlflow", "mlflow-artifacts:/experiments", "gs://bucket/x"):
+        assert MlflowTracking(artifact_root=uri, data_root=str(tmp_path)).artifact_location() == uri
+    monkeypatch.chdir(tmp_path)
+    local = MlflowTracking(artifact_root="mlruns/artifacts", data_root=str(tmp_path)).artifact_location()
+    assert local == (tmp_path / "mlruns" / "artifacts").as_uri()
+
+
+def _parent_of(args: tuple[str, str]) -> str:
+    tracking_uri, data_root = args
+    tracking = MlflowTracking(tracking_uri=tracking_uri, artifact_root=f"{data_root}/artifacts", data_root=data_root)
+    return tracking.parent_run_id("unet-cv", "unet 5-fold CV", TAGS)
+
+
+def test_fold_runs_starting_together_share_one_experiment_and_one_parent_run(tmp_path):
+    import multiprocessing
+
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(tracking_uri)
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        parents = pool.map(_parent_of, [(tracking_uri, str(tmp_path / "data"))] * 3)
+    assert len(set(parents)) == 1
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              filter_string="tags.`landslide.cv_group` = 'unet-cv'")
+    assert len(runs) == 1 and len(mlflow.search_experiments()) == 1 + 1  # ours and MLflow's "Default"
