@@ -328,6 +328,8 @@ def test_a_lost_tracking_store_stops_runs_until_the_models_are_re_registered(cha
     project = tmp_path / "project"
     shutil.copytree(chain["layout"].root.parent, project)
     (project / "mlruns" / "mlflow.db").unlink()  # the store is lost; the models on disk remain
+    for folder in ("models/obia", "models/union", "models/manual/linknet", "models/manual/unet@rgb"):
+        shutil.rmtree(project / "data" / folder)  # one model is enough here, and re-scoring six takes minutes
     tracking_uri = f"sqlite:///{project}/mlruns/mlflow.db"
     storage = StorageSettings(str(project / "data"), tracking_uri, str(project / "mlruns" / "artifacts"))
     defs = build_definitions(chain["settings"], storage)
