@@ -30,15 +30,14 @@ import geopandas as gpd
 from shapely.geometry import box
 
 from landslide_pipeline.defs import build_definitions
-from landslide_pipeline.defs.runner import prepare_surveys
+from landslide_pipeline.defs.runner import prepare_surveys, run_assets
 from landslide_pipeline.layout import MAP_FACTS, MAP_POLYGONS, DataLayout
 from landslide_pipeline.mapping.changes import ChangeRules, affected_change_sets, survey_records, write_site_changes
 from landslide_pipeline.mapping.vectorize import LANDSLIDES_LAYER, write_geopackage
 from landslide_pipeline.settings import PipelineSettings, StorageSettings
 from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
 
-TILES_CONFIG = {"survey_tiles": {"tile_size": 64}}
-TILES = {"ops": {"survey_tiles": {"config": TILES_CONFIG["survey_tiles"]}}}
+TILES = {"survey_tiles": {"tile_size": 64}}
 NIGHT = dt.datetime(2026, 12, 4, 1, 0, tzinfo=dt.UTC)  # an hour before the default retraining window
 
 
@@ -52,8 +51,7 @@ def requests(result: dg.EvaluateAutomationConditionsResult, defs: dg.Definitions
 
 
 def run(defs: dg.Definitions, instance: dg.DagsterInstance, assets: list[str], partition: str, config: dict) -> None:
-    job = dg.Definitions.merge(defs, dg.Definitions(jobs=[dg.define_asset_job("once", assets)])).resolve_job_def("once")
-    assert job.execute_in_process(run_config=config, instance=instance, partition_key=partition).success
+    assert run_assets(defs, instance, assets, config, partition).success
 
 
 def survey_scenarios(work: Path) -> dict[str, list[str]]:
@@ -63,7 +61,7 @@ def survey_scenarios(work: Path) -> dict[str, list[str]]:
     defs = build_definitions(PipelineSettings(), StorageSettings(str(layout.root), f"sqlite:///{work}/mlflow.db",
                                                                  str(work / "artifacts")))
     instance = dg.DagsterInstance.ephemeral()
-    assert all(r.success for r in prepare_surveys(defs, instance, ["pit_a", "pit_b"], TILES_CONFIG))
+    assert all(r.success for r in prepare_surveys(defs, instance, ["pit_a", "pit_b"], TILES))
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=NIGHT)
     run(defs, instance, ["raw_survey"], "pit_a", {})
     reingest = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor,

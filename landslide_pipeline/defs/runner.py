@@ -9,7 +9,14 @@ in the instance, so ``dagster dev`` on the same DAGSTER_HOME shows them all.
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, MultiPartitionKey
+from dagster import (
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    MultiPartitionKey,
+    define_asset_job,
+)
 
 from landslide_pipeline.defs.jobs import (
     BUILD_TRAINING_SET,
@@ -35,6 +42,14 @@ def run_job(defs: Definitions, instance: DagsterInstance, job_name: str, asset_c
     ops = {name: {"config": cfg} for name, cfg in asset_config.items() if job.graph.has_node_named(name)}
     run_config = {**LOG_LEVEL_INFO, **({"ops": ops} if ops else {})}
     return job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition_key)
+
+
+def run_assets(defs: Definitions, instance: DagsterInstance, assets: Iterable[str], asset_config: Mapping[str, dict],
+               partition_key: str | MultiPartitionKey | None = None) -> ExecuteInProcessResult:
+    """Runs the named assets (one partition) in this process, as one run of a job made for them."""
+    job = define_asset_job("selected_assets", AssetSelection.assets(*assets))
+    return run_job(Definitions.merge(defs, Definitions(jobs=[job])), instance, "selected_assets", asset_config,
+                   partition_key)
 
 
 def prepare_surveys(defs: Definitions, instance: DagsterInstance, survey_ids: Iterable[str],

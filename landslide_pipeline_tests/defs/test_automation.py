@@ -9,7 +9,7 @@ import pytest
 from landslide_pipeline.defs import build_definitions
 from landslide_pipeline.defs.automation import new_survey_sensor
 from landslide_pipeline.defs.resources import DataStore
-from landslide_pipeline.defs.runner import prepare_surveys
+from landslide_pipeline.defs.runner import prepare_surveys, run_assets
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.settings import PipelineSettings, StorageSettings
 from landslide_pipeline.surveys.arrivals import READY_MARKER
@@ -77,7 +77,7 @@ def two_surveys(tmp_path_factory):
     instance = dg.DagsterInstance.ephemeral()
     tiles = {"survey_tiles": {"tile_size": 64}}
     assert all(r.success for r in prepare_surveys(defs, instance, ["pit_a", "pit_b"], tiles))
-    return defs, instance, {"ops": {name: {"config": c} for name, c in tiles.items()}}
+    return defs, instance, tiles
 
 
 def requested(result) -> dict[str, set[str]]:
@@ -90,9 +90,7 @@ def requested(result) -> dict[str, set[str]]:
 
 
 def run_job(defs, instance, assets, partition_key, config=None):
-    job = dg.define_asset_job("once", dg.AssetSelection.assets(*assets))
-    resolved = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("once")
-    assert resolved.execute_in_process(run_config=config or {}, instance=instance, partition_key=partition_key).success
+    assert run_assets(defs, instance, assets, config or {}, partition_key).success
 
 
 def test_re_tiling_one_survey_differently_requests_only_that_surveys_downstream_partitions(two_surveys):
@@ -102,7 +100,7 @@ def test_re_tiling_one_survey_differently_requests_only_that_surveys_downstream_
     run_job(defs, instance, ["survey_tiles"], "pit_a", config)  # the same tiles: the same data version
     same = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor)
     assert requested(same) == {}
-    run_job(defs, instance, ["survey_tiles"], "pit_a", {"ops": {"survey_tiles": {"config": {"tile_size": 128}}}})
+    run_job(defs, instance, ["survey_tiles"], "pit_a", {"survey_tiles": {"tile_size": 128}})
     after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=same.cursor)
     # New tiles, new data version: what depends on them, in the same tick; nothing of pit_b. (A label
     # edit does not re-segment: obia_labels reacts to the tiles, not to the manual labels.)
@@ -135,8 +133,7 @@ def test_the_training_set_waits_for_the_retraining_window_then_runs_once(two_sur
     defs, instance, config = two_surveys
     night = dt.datetime(2026, 12, 3, 1, 0, tzinfo=dt.UTC)
     baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=night)
-    run_job(defs, instance, ["manual_labels"], "pit_a", {"ops": {"manual_labels": {"config": {"seed": 1,
-                                                                                            "keep_empty_fraction": 0.5}}}})
+    run_job(defs, instance, ["manual_labels"], "pit_a", {"manual_labels": {"seed": 1, "keep_empty_fraction": 0.5}})
     before = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor,
                                                evaluation_time=night + dt.timedelta(minutes=30))
     assert not before.get_requested_partitions(dg.AssetKey("training_set"))  # new labels, but not yet

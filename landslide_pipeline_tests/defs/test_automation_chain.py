@@ -9,7 +9,7 @@ import geopandas as gpd
 import pytest
 
 from landslide_pipeline.defs import build_definitions
-from landslide_pipeline.defs.runner import run_chain
+from landslide_pipeline.defs.runner import run_assets, run_chain
 from landslide_pipeline.layout import DataLayout
 from landslide_pipeline.settings import PipelineSettings, StorageSettings
 from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
@@ -42,11 +42,7 @@ def execute(defs, instance, result) -> dict[str, set]:
             by_partition[partition].append(key)
             requested[key.to_user_string()].add(partition)
     for partition, keys in by_partition.items():
-        job = dg.define_asset_job("tick", dg.AssetSelection.assets(*keys))
-        resolved = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("tick")
-        names = {k.to_user_string() for k in keys}
-        config = {"ops": {name: {"config": cfg} for name, cfg in TRAINING.items() if name in names}}
-        assert resolved.execute_in_process(run_config=config, instance=instance, partition_key=partition).success
+        assert run_assets(defs, instance, [k.to_user_string() for k in keys], TRAINING, partition).success
     return dict(requested)
 
 
@@ -56,8 +52,7 @@ def test_a_label_edit_reaches_a_new_champion_and_new_maps_and_nothing_else_of_th
     assert tick.total_requested == 0  # the chain is up to date
     labels = layout.raw_survey("pit_a") / "landslides.gpkg"
     gpd.read_file(labels).iloc[:-1].to_file(labels, driver="GPKG")
-    job = dg.Definitions.merge(defs, dg.Definitions(jobs=[dg.define_asset_job("ingest", ["raw_survey"])]))
-    assert job.resolve_job_def("ingest").execute_in_process(instance=instance, partition_key="pit_a").success
+    assert run_assets(defs, instance, ["raw_survey"], {}, "pit_a").success
     seen: dict[str, set] = defaultdict(set)
     for minute in (1, 61, 62, 63, 64, 65, 66):  # before the 02:00 window, then tick by tick after it
         tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor,
