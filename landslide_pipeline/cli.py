@@ -42,6 +42,7 @@ from landslide_pipeline.metrics import segmentation_metrics
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
 from landslide_pipeline.model_store import ModelNotFoundError, reregister_models, resolve_model
 from landslide_pipeline.settings import StorageSettings, local_tracking_files
+from landslide_pipeline.stack.services import StackError
 from landslide_pipeline.storage import remove_atomically
 from landslide_pipeline.training.checkpoint import ModelInputError, load_model
 from landslide_pipeline.training.dataset import labelled_surveys, load_tile
@@ -208,7 +209,39 @@ def parser() -> argparse.ArgumentParser:
                                               "Dagster instance (.dagster). Surveys of your own in raw/ stay.")
     command.add_argument("--data", default=storage.data_dir, help="the pipeline's data folder")
     command.set_defaults(run=clean)
+    command = commands.add_parser("stack", help="start, stop or inspect the team stack on this machine",
+                                  description="The team stack on one machine (docs/deploy.md): a private PostgreSQL "
+                                              "cluster, an MLflow tracking server, Redis, Dagster's code server, UI "
+                                              "and daemon, and Celery workers, in $LANDSLIDE_STACK_DIR (.stack). "
+                                              "`start` returns once every service answers; `set -a; . "
+                                              ".stack/stack.env` points a shell at it.")
+    command.add_argument("action", choices=["start", "stop", "status"])
+    command.add_argument("--data", default=storage.data_dir, help="the data folder every worker shares")
+    command.set_defaults(run=stack)
     return root
+
+
+def stack(args: argparse.Namespace) -> int:
+    """`landslide stack start|stop|status`."""
+    from landslide_pipeline.stack.stack import Stack, StackConfig
+
+    team = Stack(StackConfig.from_env(args.data))
+    if args.action == "start":
+        pids = team.start()
+        config = team.config
+        print(f"started {', '.join(pids)} in {config.root}\n  Dagster UI {config.webserver_url}\n"
+              f"  MLflow {config.tracking_uri}\n  client environment: set -a; . {config.env_file}")
+    elif args.action == "stop":
+        stopped = team.stop()
+        print(f"stopped {', '.join(stopped)}" if stopped else f"no stack runs from {team.config.root}")
+    else:
+        status = team.status()
+        for name, running in status.items():
+            print(f"{name:12} {'running' if running else 'STOPPED'}")
+        if not status:
+            print(f"no stack runs from {team.config.root}")
+        return 0 if status and all(status.values()) else 1
+    return 0
 
 
 def clean(args: argparse.Namespace) -> int:
@@ -251,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ModelNotFoundError, ModelInputError, SurveyInputError, FileNotFoundError) as err:
+    except (ModelNotFoundError, ModelInputError, SurveyInputError, FileNotFoundError, StackError) as err:
         print(f"landslide {args.command}: {err}", file=sys.stderr)
         return 2
 

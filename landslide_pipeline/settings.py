@@ -20,6 +20,8 @@ Environment variables:
     LANDSLIDE_ARTIFACT_ROOT: where new MLflow experiments keep model files (default ``mlruns/artifacts``).
     LANDSLIDE_DATA_ROOTS: folders, separated by ``os.pathsep``, that ``survey.toml`` ``source`` paths
         must lie in (default: unset, anywhere).
+    LANDSLIDE_EXECUTOR, LANDSLIDE_CELERY_BROKER, LANDSLIDE_CELERY_BACKEND, LANDSLIDE_HEAVY_QUEUE,
+        LANDSLIDE_K8S_GPUS: where a run's steps execute (``ExecutionSettings``; ``docs/deploy.md``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "LANDSLIDE_ARTIFACT_ROOT": ("mlruns/artifacts", "where a new MLflow experiment keeps its model files"),
     "LANDSLIDE_DATA_ROOTS": ("", "folders (separated by ':') that survey.toml `source` paths must lie in; "
                                  "empty: anywhere (a workstation), set it for a shared drop folder"),
+    "LANDSLIDE_EXECUTOR": ("default", "how a run executes its steps: default (Dagster's, in the run's process or one "
+                           "process per step), celery (steps sent to Celery workers, deploy/) or k8s (one pod per step)"),
+    "LANDSLIDE_CELERY_BROKER": ("redis://127.0.0.1:6379/0", "the Celery broker of the celery executor"),
+    "LANDSLIDE_CELERY_BACKEND": ("redis://127.0.0.1:6379/1", "the Celery result backend of the celery executor"),
+    "LANDSLIDE_HEAVY_QUEUE": ("cpu", "the Celery queue of the heavy steps (tiling, labelling, training, evaluation, "
+                              "mapping, experiments): `gpu` where only GPU workers listen to it; light steps go to "
+                              "Celery's `dagster` queue"),
+    "LANDSLIDE_K8S_GPUS": ("1", "GPUs each training and mapping step requests on Kubernetes (k8s executor); 0 on a "
+                           "cluster without GPUs"),
 }
 
 
@@ -129,6 +140,46 @@ class StorageSettings:
     def from_env(cls) -> StorageSettings:
         """Reads LANDSLIDE_DATA, MLFLOW_TRACKING_URI and LANDSLIDE_ARTIFACT_ROOT, falling back to the defaults."""
         return cls(_env("LANDSLIDE_DATA"), _env("MLFLOW_TRACKING_URI"), _env("LANDSLIDE_ARTIFACT_ROOT"))
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """Where a run's steps execute: this machine, Celery workers or Kubernetes pods.
+
+    Attributes:
+        executor: ``default`` (Dagster's own), ``celery`` or ``k8s`` (``defs.concurrency.build_executor``).
+        celery_broker: The Celery broker (Redis in ``deploy/``).
+        celery_backend: The Celery result backend.
+        heavy_queue: The Celery queue of the heavy steps.
+        k8s_gpus: GPUs a training or mapping step requests on Kubernetes.
+    """
+
+    executor: str = ENVIRONMENT["LANDSLIDE_EXECUTOR"][0]
+    celery_broker: str = ENVIRONMENT["LANDSLIDE_CELERY_BROKER"][0]
+    celery_backend: str = ENVIRONMENT["LANDSLIDE_CELERY_BACKEND"][0]
+    heavy_queue: str = ENVIRONMENT["LANDSLIDE_HEAVY_QUEUE"][0]
+    k8s_gpus: int = int(ENVIRONMENT["LANDSLIDE_K8S_GPUS"][0])
+
+    EXECUTORS = ("default", "celery", "k8s")
+
+    def __post_init__(self) -> None:
+        if self.executor not in self.EXECUTORS:
+            raise ValueError(f"LANDSLIDE_EXECUTOR must be one of {', '.join(self.EXECUTORS)}, got {self.executor!r}")
+        if self.k8s_gpus < 0:
+            raise ValueError(f"LANDSLIDE_K8S_GPUS must be 0 or more, got {self.k8s_gpus}")
+
+    @classmethod
+    def from_env(cls) -> ExecutionSettings:
+        """Reads the LANDSLIDE_EXECUTOR family, falling back to the defaults."""
+        gpus = _env("LANDSLIDE_K8S_GPUS")
+        if not gpus.isdigit():
+            raise ValueError(f"LANDSLIDE_K8S_GPUS must be a whole number, got {gpus!r}")
+        return cls(_env("LANDSLIDE_EXECUTOR"), _env("LANDSLIDE_CELERY_BROKER"), _env("LANDSLIDE_CELERY_BACKEND"),
+                   _env("LANDSLIDE_HEAVY_QUEUE"), int(gpus))
+
+
+#: Dagster's own executor, on this machine.
+DEFAULT_EXECUTION = ExecutionSettings()
 
 
 def local_tracking_files(storage: StorageSettings) -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetChecksDefinition, Definitions
 
 from landslide_pipeline.defs.automation import change_sets_sensor, ingest_survey, new_survey_sensor, survey_automation
+from landslide_pipeline.defs.concurrency import build_executor
 from landslide_pipeline.defs.evaluation_assets import build_evaluation_assets
 from landslide_pipeline.defs.experiment_assets import build_experiment_assets
 from landslide_pipeline.defs.jobs import build_jobs
@@ -24,11 +25,18 @@ from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.defs.survey_assets import manual_labels, raw_survey, survey_tiles
 from landslide_pipeline.defs.training_assets import build_training_assets
 from landslide_pipeline.layout import LabelSource
-from landslide_pipeline.settings import DEFAULT_STORAGE, PipelineSettings, StorageSettings
+from landslide_pipeline.settings import (
+    DEFAULT_EXECUTION,
+    DEFAULT_STORAGE,
+    ExecutionSettings,
+    PipelineSettings,
+    StorageSettings,
+)
 
 
-def build_definitions(settings: PipelineSettings, storage: StorageSettings = DEFAULT_STORAGE) -> Definitions:
-    """The project's Definitions for the given partition settings and storage locations."""
+def build_definitions(settings: PipelineSettings, storage: StorageSettings = DEFAULT_STORAGE,
+                      execution: ExecutionSettings = DEFAULT_EXECUTION) -> Definitions:
+    """The project's Definitions for the given partition settings, storage locations and executor."""
     definitions = [
         raw_survey, survey_tiles, manual_labels, obia_labels, label_agreement, label_agreement_schema,
         *(a for source in LabelSource.ALL for a in build_training_assets(settings, source)),
@@ -41,6 +49,7 @@ def build_definitions(settings: PipelineSettings, storage: StorageSettings = DEF
         schedules=[nightly_mapping],
         jobs=[*build_jobs(model_partitions(settings)), ingest_survey, map_surveys, change_sets],
         sensors=[new_survey_sensor, survey_automation, change_sets_sensor],
+        executor=build_executor(execution),
         resources={
             "data_store": DataStore(root=storage.data_dir),
             "mlflow_tracking": MlflowTracking(tracking_uri=storage.tracking_uri, artifact_root=storage.artifact_root,

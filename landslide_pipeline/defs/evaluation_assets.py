@@ -24,7 +24,7 @@ from pydantic import Field
 
 from landslide_pipeline.defs.automation_conditions import after_upstream_settles
 from landslide_pipeline.defs.checks import schema_failures
-from landslide_pipeline.defs.concurrency import CPU_POOL
+from landslide_pipeline.defs.concurrency import CPU_POOL, heavy_step_tags
 from landslide_pipeline.defs.publish import publish_report
 from landslide_pipeline.defs.resources import CHALLENGER_ALIAS, CHAMPION_ALIAS, DataStore, MlflowTracking
 from landslide_pipeline.layout import DataLayout, LabelSource, csv_twin
@@ -156,7 +156,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
     """The fold ensembles, the evaluation table over every model of every label source, its
     blocking schema check, the registered champion and aliases, and the label-source comparison."""
 
-    @asset(group_name="evaluation", kinds={"pytorch", "mlflow"}, deps=MODEL_ASSETS, code_version="2", pool=CPU_POOL,
+    @asset(group_name="evaluation", kinds={"pytorch", "mlflow"}, deps=MODEL_ASSETS, code_version="2", pool=CPU_POOL, op_tags=heavy_step_tags(),
            automation_condition=after_upstream_settles())
     def fold_ensembles(context: AssetExecutionContext, config: EnsembleConfig, data_store: DataStore,
                        mlflow_tracking: MlflowTracking) -> MaterializeResult:
@@ -173,7 +173,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
             f"{m}_{k}".replace(" ", "_"): v for m, f in facts.items() for k, v in f.items()}})
 
     @asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=[*MODEL_ASSETS, fold_ensembles, *TRAINING_SETS],
-           code_version="3", pool=CPU_POOL, automation_condition=after_upstream_settles(ignore=tuple(TRAINING_SETS)))
+           code_version="3", pool=CPU_POOL, op_tags=heavy_step_tags(), automation_condition=after_upstream_settles(ignore=tuple(TRAINING_SETS)))
     def evaluation_table(context: AssetExecutionContext, data_store: DataStore,
                          mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """Precision, recall, F1, IoU, accuracy and kappa of the landslide class per model (label
@@ -251,7 +251,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
         }, data_version=DataVersion(f"{mlflow_tracking.registered_model_name}-v{versions[CHAMPION_ALIAS]}"))
 
     @asset(group_name="evaluation", kinds={"pandas", "parquet"}, deps=[evaluation_table], code_version="3",
-           pool=CPU_POOL, automation_condition=after_upstream_settles(blocking_checks=True))
+           pool=CPU_POOL, op_tags=heavy_step_tags(), automation_condition=after_upstream_settles(blocking_checks=True))
     def label_source_comparison(context: AssetExecutionContext, data_store: DataStore,
                                 mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """Study A's Table 6 from the evaluation table: each variant trained on two or more label

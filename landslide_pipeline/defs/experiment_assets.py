@@ -22,7 +22,7 @@ from pydantic import Field
 
 from landslide_pipeline.defs.automation_conditions import in_retraining_window
 from landslide_pipeline.defs.checks import schema_failures
-from landslide_pipeline.defs.concurrency import CPU_POOL
+from landslide_pipeline.defs.concurrency import CPU_POOL, heavy_step_tags
 from landslide_pipeline.defs.publish import publish_report
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.layout import EXPERIMENT_TABLE, LabelSource, csv_twin
@@ -92,7 +92,7 @@ def _experiment_asset(settings: PipelineSettings, name: str, description: str,
                       variants: Callable[[TrainingSet, ExperimentConfig], list[Variant]],
                       write: Callable[[pd.DataFrame, Path, MlflowLinks, dict], ExperimentReport]) -> AssetsDefinition:
     @asset(name=name, group_name="experiments", kinds={"pytorch", "matplotlib", "mlflow"}, deps=["training_set"],
-           code_version="1", description=description, pool=CPU_POOL,
+           code_version="1", description=description, pool=CPU_POOL, op_tags=heavy_step_tags(gpu=True),
            automation_condition=in_retraining_window(settings.experiments_cron))
     def _experiment(context: AssetExecutionContext, config: ExperimentConfig, data_store: DataStore,
                     mlflow_tracking: MlflowTracking) -> MaterializeResult:

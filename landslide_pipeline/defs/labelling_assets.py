@@ -24,7 +24,7 @@ from pydantic import Field
 
 from landslide_pipeline.defs.automation_conditions import on_new_data
 from landslide_pipeline.defs.checks import schema_failures
-from landslide_pipeline.defs.concurrency import CPU_POOL
+from landslide_pipeline.defs.concurrency import CPU_POOL, heavy_step_tags
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.labelling.agreement import agreement_table, survey_agreement
@@ -61,7 +61,7 @@ class ObiaConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="labels", kinds={"geotiff", "parquet"},
-       deps=["raw_survey", "survey_tiles", "manual_labels"], code_version="1", pool=CPU_POOL,
+       deps=["raw_survey", "survey_tiles", "manual_labels"], code_version="1", pool=CPU_POOL, op_tags=heavy_step_tags(),
        # It follows the tiles' new data (the scene), not the survey's files (they include its
        # labels) nor the manual labels (read only when the rules take samples; the default rules
        # do not): a label edit re-tiles to the same tiles and does not re-segment the scene.

@@ -31,7 +31,7 @@ from pydantic import Field
 
 from landslide_pipeline.defs.automation import CHANGE_SETS
 from landslide_pipeline.defs.automation_conditions import after_upstream_settles, on_code_change, on_new_data
-from landslide_pipeline.defs.concurrency import CPU_POOL, claim_cores
+from landslide_pipeline.defs.concurrency import CPU_POOL, claim_cores, heavy_step_tags
 from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS, survey_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.layout import CHANGES_SUMMARY, SITE_HISTORY, SITE_HISTORY_PLOT
@@ -58,7 +58,7 @@ class MappingConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="mapping", kinds={"pytorch", "geotiff", "geopackage"},
-       deps=["raw_survey", "champion_model"], code_version="2", automation_condition=on_new_data(), pool=CPU_POOL)
+       deps=["raw_survey", "champion_model"], code_version="2", automation_condition=on_new_data(), pool=CPU_POOL, op_tags=heavy_step_tags(gpu=True))
 def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_store: DataStore,
                   mlflow_tracking: MlflowTracking) -> MaterializeResult:
     """The survey's landslide map from the registered model (alias ``champion`` by default; for a

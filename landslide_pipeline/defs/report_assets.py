@@ -8,7 +8,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, M
 
 from landslide_pipeline.defs.automation_conditions import after_upstream_settles
 from landslide_pipeline.defs.checks import schema_failures
-from landslide_pipeline.defs.concurrency import CPU_POOL
+from landslide_pipeline.defs.concurrency import CPU_POOL, heavy_step_tags
 from landslide_pipeline.defs.publish import publish_report
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.layout import ARCHITECTURES_REPORT, REPORT_SUMMARY
@@ -24,7 +24,7 @@ def build_report_assets(settings: PipelineSettings) -> list[AssetsDefinition]:
     """The architecture comparison report (the label-source one is written by its asset)."""
 
     @asset(group_name="evaluation", kinds={"matplotlib", "markdown", "mlflow"}, deps=["evaluation_table"],
-           code_version="1", pool=CPU_POOL, automation_condition=after_upstream_settles(blocking_checks=True))
+           code_version="1", pool=CPU_POOL, op_tags=heavy_step_tags(), automation_condition=after_upstream_settles(blocking_checks=True))
     def architecture_comparison(context: AssetExecutionContext, data_store: DataStore,
                                 mlflow_tracking: MlflowTracking) -> MaterializeResult:
         """FCN / U-Net / Res-U-Net / LinkNet and their input sets (whichever have been trained and

@@ -8,6 +8,7 @@ in the instance, so ``dagster dev`` on the same DAGSTER_HOME shows them all.
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from dagster import (
     AssetSelection,
@@ -34,14 +35,19 @@ from landslide_pipeline.settings import PipelineSettings
 LOG_LEVEL_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
-def run_job(defs: Definitions, instance: DagsterInstance, job_name: str, asset_config: Mapping[str, dict],
-            partition_key: str | MultiPartitionKey | None = None) -> ExecuteInProcessResult:
-    """Runs one job in this process, recorded on ``instance``, with the config of the assets it holds
-    (``asset_config``: run config per asset name; other assets' entries are ignored)."""
+def job_run_config(defs: Definitions, job_name: str, asset_config: Mapping[str, dict]) -> dict:
+    """The run config of one job: the config of the assets it holds (``asset_config``: run config
+    per asset name; other assets' entries are ignored), with INFO logs."""
     job = defs.resolve_job_def(job_name)
     ops = {name: {"config": cfg} for name, cfg in asset_config.items() if job.graph.has_node_named(name)}
-    run_config = {**LOG_LEVEL_INFO, **({"ops": ops} if ops else {})}
-    return job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition_key)
+    return {**LOG_LEVEL_INFO, **({"ops": ops} if ops else {})}
+
+
+def run_job(defs: Definitions, instance: DagsterInstance, job_name: str, asset_config: Mapping[str, dict],
+            partition_key: str | MultiPartitionKey | None = None) -> ExecuteInProcessResult:
+    """Runs one job in this process, recorded on ``instance``, with the config of the assets it holds."""
+    return defs.resolve_job_def(job_name).execute_in_process(
+        run_config=job_run_config(defs, job_name, asset_config), instance=instance, partition_key=partition_key)
 
 
 def run_assets(defs: Definitions, instance: DagsterInstance, assets: Iterable[str], asset_config: Mapping[str, dict],
@@ -60,6 +66,54 @@ def prepare_surveys(defs: Definitions, instance: DagsterInstance, survey_ids: It
     return [run_job(defs, instance, PREPARE_SURVEY, asset_config or {}, survey_id) for survey_id in survey_ids]
 
 
+@dataclass(frozen=True)
+class ChainRun:
+    """One run of the chain: a job, its partition and the config of its assets."""
+
+    name: str
+    job_name: str
+    partition_key: str | MultiPartitionKey | None
+    asset_config: Mapping[str, dict]
+
+
+def chain_stages(
+    settings: PipelineSettings,
+    survey_ids: Sequence[str],
+    asset_config: Mapping[str, dict] | None = None,
+    label_experiment: bool = False,
+    experiments: bool = False,
+    train: Mapping[str, dict] | None = None,
+    label_sources: Sequence[str] | None = None,
+    source_plans: Mapping[str, Mapping[str, dict]] | None = None,
+) -> list[list[ChainRun]]:
+    """The chain's runs in stages: the runs of a stage are independent of each other (they may run
+    at once, e.g. every model partition), each stage needs the ones before. ``run_chain`` documents
+    the arguments."""
+    sources = list(label_sources or ((LabelSource.MANUAL, LabelSource.OBIA) if label_experiment
+                                     else (LabelSource.MANUAL,)))
+    # The other label sources train exactly like the manual one unless given their own config.
+    asset_config = {**{f"{LabelSource.asset_prefix(s)}{name}": cfg for name, cfg in (asset_config or {}).items()
+                       if name in ("training_set", "trained_model") for s in sources}, **(asset_config or {})}
+
+    def run(name: str, job_name: str, partition_key: str | MultiPartitionKey | None = None,
+            overrides: Mapping[str, dict] | None = None) -> ChainRun:
+        config = {**asset_config, **{k: {**asset_config.get(k, {}), **v} for k, v in (overrides or {}).items()}}
+        return ChainRun(name, job_name, partition_key, config)
+
+    default_plan = dict(train) if train is not None else {a: {} for a in settings.architectures}
+    stages = [[run(f"prepare survey {s}", PREPARE_SURVEY, s) for s in survey_ids],
+              [run(f"{LabelSource.MANUAL} training set", BUILD_TRAINING_SET[LabelSource.MANUAL])],
+              # The other sources' sets inherit the manual set's folds.
+              [run(f"{s} training set", BUILD_TRAINING_SET[s]) for s in sources if s != LabelSource.MANUAL],
+              [model_run for source in sources
+               for model_run in training_runs(source, settings, run, (source_plans or {}).get(source, default_plan))],
+              [run("evaluation", EVALUATE)],
+              [run("label-source comparison", COMPARE_LABEL_SOURCES)] if len(sources) > 1 else [],
+              [run(f"map survey {s}", MAP_SURVEYS, s) for s in survey_ids],
+              [run("experiments", RUN_EXPERIMENTS)] if experiments else []]
+    return [stage for stage in stages if stage]
+
+
 def run_chain(
     defs: Definitions,
     settings: PipelineSettings,
@@ -73,7 +127,7 @@ def run_chain(
     label_sources: Sequence[str] | None = None,
     source_plans: Mapping[str, Mapping[str, dict]] | None = None,
 ) -> list[ExecuteInProcessResult]:
-    """Runs every stage for the given surveys; raises on the first failed run.
+    """Runs every stage for the given surveys, one run after the other; raises on the first failed run.
 
     Args:
         defs: The project's Definitions.
@@ -99,44 +153,24 @@ def run_chain(
     Returns:
         The result of every run, in order.
     """
-    sources = list(label_sources or ((LabelSource.MANUAL, LabelSource.OBIA) if label_experiment
-                                     else (LabelSource.MANUAL,)))
-    # The other label sources train exactly like the manual one unless given their own config.
-    asset_config = {**{f"{LabelSource.asset_prefix(s)}{name}": cfg for name, cfg in (asset_config or {}).items()
-                       if name in ("training_set", "trained_model") for s in sources}, **(asset_config or {})}
     survey_ids = list(survey_ids)
     instance.add_dynamic_partitions(SURVEY_PARTITIONS, survey_ids)
     results: list[ExecuteInProcessResult] = []
-
-    def step(name: str, job_name: str, partition_key: str | MultiPartitionKey | None = None,
-             overrides: Mapping[str, dict] | None = None) -> None:
-        start = time.perf_counter()
-        config = {**asset_config, **{k: {**asset_config.get(k, {}), **v} for k, v in (overrides or {}).items()}}
-        results.append(run_job(defs, instance, job_name, config, partition_key))
-        if on_step is not None:
-            on_step(name, time.perf_counter() - start)
-
-    for survey_id in survey_ids:
-        step(f"prepare survey {survey_id}", PREPARE_SURVEY, survey_id)
-    for source in dict.fromkeys([LabelSource.MANUAL, *sources]):
-        step(f"{source} training set", BUILD_TRAINING_SET[source])
-    default_plan = dict(train) if train is not None else {a: {} for a in settings.architectures}
-    for source in sources:
-        train_all(source, settings, step, (source_plans or {}).get(source, default_plan))
-    step("evaluation", EVALUATE)
-    if len(sources) > 1:
-        step("label-source comparison", COMPARE_LABEL_SOURCES)
-    for survey_id in survey_ids:
-        step(f"map survey {survey_id}", MAP_SURVEYS, survey_id)
-    if experiments:
-        step("experiments", RUN_EXPERIMENTS)
+    for stage in chain_stages(settings, survey_ids, asset_config, label_experiment, experiments, train,
+                              label_sources, source_plans):
+        for chain_run in stage:
+            start = time.perf_counter()
+            results.append(run_job(defs, instance, chain_run.job_name, chain_run.asset_config,
+                                   chain_run.partition_key))
+            if on_step is not None:
+                on_step(chain_run.name, time.perf_counter() - start)
     return results
 
 
-def train_all(source: str, settings: PipelineSettings, step: Callable[..., None], plan: Mapping[str, dict]) -> None:
+def training_runs(source: str, settings: PipelineSettings, run: Callable[..., ChainRun],
+                  plan: Mapping[str, dict]) -> list[ChainRun]:
     """One run per fold partition of each planned variant of a label source's models, with its overrides."""
     model_asset = f"{LabelSource.asset_prefix(source)}trained_model"
-    for variant, overrides in plan.items():
-        for fold in range(settings.n_folds):
-            key = MultiPartitionKey({"architecture": variant, "fold": str(fold)})
-            step(f"train {variant} fold {fold} ({source} labels)", TRAIN_MODELS[source], key, {model_asset: overrides})
+    return [run(f"train {variant} fold {fold} ({source} labels)", TRAIN_MODELS[source],
+                MultiPartitionKey({"architecture": variant, "fold": str(fold)}), {model_asset: overrides})
+            for variant, overrides in plan.items() for fold in range(settings.n_folds)]

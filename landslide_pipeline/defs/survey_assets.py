@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResul
 from pydantic import Field
 
 from landslide_pipeline.defs.automation_conditions import on_code_change, on_new_data
-from landslide_pipeline.defs.concurrency import CPU_POOL
+from landslide_pipeline.defs.concurrency import CPU_POOL, heavy_step_tags
 from landslide_pipeline.defs.partitions import survey_partitions
 from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.geo.grid import TilingSpec
@@ -56,7 +56,7 @@ class TilingConfig(Config):
 
 
 @asset(partitions_def=survey_partitions, group_name="survey", kinds={"geotiff", "parquet"},
-       deps=[raw_survey], code_version="2", automation_condition=on_new_data(), pool=CPU_POOL)
+       deps=[raw_survey], code_version="2", automation_condition=on_new_data(), pool=CPU_POOL, op_tags=heavy_step_tags())
 def survey_tiles(context: AssetExecutionContext, config: TilingConfig, data_store: DataStore) -> MaterializeResult:
     """GeoTIFF tiles of the image (and of DEM terrain bands), with a GeoParquet tile index."""
     layout = data_store.layout

@@ -16,7 +16,7 @@ from dagster import (
 from pydantic import Field
 
 from landslide_pipeline.defs.automation_conditions import in_retraining_window, retrain_trained
-from landslide_pipeline.defs.concurrency import CPU_POOL, claim_cores
+from landslide_pipeline.defs.concurrency import CPU_POOL, claim_cores, heavy_step_tags
 from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS, model_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
 from landslide_pipeline.layout import MODEL_WEIGHTS, LabelSource
@@ -139,7 +139,7 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
     """One model per variant (architecture and input set) x fold, trained on one label source's training set."""
 
     @asset(name=f"{LabelSource.asset_prefix(source)}trained_model", partitions_def=model_partitions(settings),
-           group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set], code_version="4", pool=CPU_POOL,
+           group_name="training", kinds={"pytorch", "mlflow"}, deps=[training_set], code_version="4", pool=CPU_POOL, op_tags=heavy_step_tags(gpu=True),
            automation_condition=retrain_trained(),
            description=f"One model per variant x fold, trained on the other folds of the {source}-label "
                        "training set (fresh augmented variants every epoch, bands normalised with the training folds' "
