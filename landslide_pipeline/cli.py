@@ -13,6 +13,18 @@ folder, ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/<run i
 arg-max) and, as its last line, JSON with the keys model, n_tiles, precision, recall, f1, iou,
 kappa and threshold. Exit status 0 on success, 2 on bad input (with the reason on stderr).
 
+``landslide predict IMAGE.tif [--dem DEM.tif] [--model MODEL] --out DIR`` maps a GeoTIFF with a
+model (default ``models:/landslide-segmenter@champion``): the same code as the ``landslide_map``
+asset, writing ``probability.tif`` and ``mask.tif`` (COGs), ``landslides.gpkg`` and ``map.json``
+into DIR at once (nothing half-written on failure), with a progress bar.
+
+``landslide info MODEL`` prints what a model takes and gives: architecture, members, input bands,
+their normalisation, the tile multiple, the threshold, and where it came from (run, version, metrics).
+
+``landslide survey add IMAGE.tif --id ID [--dem --labels --site --date --role]`` registers a survey
+whose files stay where they are (``data/raw/<id>/survey.toml`` pointing at them, then ``READY``);
+``landslide survey list`` shows every survey's state and outputs.
+
 ``landslide reregister`` logs every saved model of the data folder into the MLflow tracking store
 as a new run and points its ``model.json`` at that run: the way back after the store was lost or
 reset (a pipeline run then stops at its start with "tracking store reset or lost"). Materialize
@@ -37,13 +49,27 @@ from tqdm import tqdm
 from landslide_pipeline.datasets.adapter import resolve_adapter
 from landslide_pipeline.datasets.precut import read_labelled_pairs
 from landslide_pipeline.geo.errors import SurveyInputError
-from landslide_pipeline.layout import DataLayout, LabelSource
+from landslide_pipeline.geo.scene import SceneFiles
+from landslide_pipeline.layout import DataLayout, InvalidSurveyIdError, LabelSource
+from landslide_pipeline.mapping.landslide_map import write_landslide_map
+from landslide_pipeline.mapping.predict import PredictionSpec
+from landslide_pipeline.mapping.vectorize import VectorizeSpec
 from landslide_pipeline.metrics import segmentation_metrics
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
-from landslide_pipeline.model_store import ModelNotFoundError, reregister_models, resolve_model
+from landslide_pipeline.model_store import (
+    REGISTERED_MODEL,
+    ModelNotFoundError,
+    model_summary,
+    read_spec,
+    reregister_models,
+    resolve_model,
+    run_metrics,
+)
+from landslide_pipeline.progress import BarProgress
 from landslide_pipeline.settings import StorageSettings, local_tracking_files
 from landslide_pipeline.stack.services import StackError
-from landslide_pipeline.storage import remove_atomically
+from landslide_pipeline.storage import atomic_directory, remove_atomically
+from landslide_pipeline.surveys.register import NewSurvey, add_survey, survey_states
 from landslide_pipeline.training.checkpoint import ModelInputError, load_model
 from landslide_pipeline.training.dataset import labelled_surveys, load_tile
 from landslide_pipeline.training.evaluate import LabelledTile, score_tiles
@@ -196,7 +222,7 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--quiet", action="store_true", help="no progress bar")
     command.set_defaults(run=evaluate)
     command = commands.add_parser("reregister", help="log the models on disk into a fresh tracking store",
-                                  description=__doc__.split("\n\n")[3])
+                                  description=__doc__.split("\n\n")[6])
     storage = StorageSettings.from_env()
     command.add_argument("--data", default=storage.data_dir, help="the pipeline's data folder (default: $LANDSLIDE_DATA, "
                                                                   f"else {StorageSettings.data_dir})")
@@ -218,7 +244,91 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("action", choices=["start", "stop", "status"])
     command.add_argument("--data", default=storage.data_dir, help="the data folder every worker shares")
     command.set_defaults(run=stack)
+    _add_product_commands(commands, storage)
     return root
+
+
+def _add_product_commands(commands: Any, storage: StorageSettings) -> None:
+    """``predict``, ``info`` and ``survey``: what a user with a model and an image needs."""
+    command = commands.add_parser("predict", help="map a GeoTIFF with a model", description=__doc__.split("\n\n")[3])
+    command.add_argument("image", type=Path, help="the orthomosaic GeoTIFF")
+    command.add_argument("--dem", type=Path, default=None, help="its DEM (any CRS and resolution covering it)")
+    command.add_argument("--model", default=f"models:/{REGISTERED_MODEL}@champion",
+                         help="a model folder, models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID or a run id")
+    command.add_argument("--out", type=Path, required=True, help="the map's folder (replaced as a whole)")
+    command.add_argument("--window", type=int, default=PredictionSpec.window, help="window side in pixels (x32)")
+    command.add_argument("--overlap", type=int, default=PredictionSpec.overlap, help="pixels shared by windows")
+    command.add_argument("--threshold", type=float, default=None, help="default: the model's calibrated one")
+    command.add_argument("--min-area-m2", type=float, default=VectorizeSpec.min_area_m2)
+    command.add_argument("--simplify-m", type=float, default=VectorizeSpec.simplify_m)
+    command.add_argument("--tracking-uri", default=storage.tracking_uri, help="MLflow store for models:/ and runs:/")
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.set_defaults(run=predict)
+    command = commands.add_parser("info", help="what a model takes, gives and came from",
+                                  description=__doc__.split("\n\n")[4])
+    command.add_argument("model", help="a model folder, models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID or a run id")
+    command.add_argument("--tracking-uri", default=storage.tracking_uri)
+    command.set_defaults(run=info)
+    command = commands.add_parser("survey", help="add a survey that stays where it is, or list the surveys",
+                                  description=__doc__.split("\n\n")[5])
+    actions = command.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="register a GeoTIFF (with DEM and labels) as a survey of data/raw")
+    add.add_argument("image", type=Path)
+    add.add_argument("--id", required=True, dest="survey_id", help="the survey id: its folder under data/raw")
+    add.add_argument("--dem", type=Path, default=None)
+    add.add_argument("--labels", type=Path, default=None, help="landslide polygons (gpkg, geojson, shp, Labelme json)")
+    add.add_argument("--site", default=None)
+    add.add_argument("--date", default=None, help="flight date, YYYY-MM-DD")
+    add.add_argument("--role", default="train", choices=["train", "test", "map"])
+    add.add_argument("--data", default=storage.data_dir)
+    add.set_defaults(run=survey_add)
+    listing = actions.add_parser("list", help="every survey's state and outputs")
+    listing.add_argument("--data", default=storage.data_dir)
+    listing.set_defaults(run=survey_list)
+
+
+def predict(args: argparse.Namespace) -> int:
+    """`landslide predict`: the landslide_map asset's code on any GeoTIFF, into --out at once."""
+    spec = PredictionSpec(window=args.window, overlap=args.overlap, threshold=args.threshold)
+    vectorize = VectorizeSpec(min_area_m2=args.min_area_m2, simplify_m=args.simplify_m)
+    scene = SceneFiles(images=(args.image.resolve(),), dem=args.dem.resolve() if args.dem else None)
+    with tempfile.TemporaryDirectory() as download:
+        resolved = resolve_model(args.model, Path(download), args.tracking_uri)
+        provenance = {"image": str(scene.images[0]), "dem": str(scene.dem) if scene.dem else None,
+                      "model": resolved.reference, "version": resolved.version, "mlflow_run_id": resolved.run_id}
+        with atomic_directory(args.out.resolve()) as staging, \
+                BarProgress("mapping", "strips", disable=args.quiet) as progress:
+            result = write_landslide_map(scene, resolved.folder, staging, spec, vectorize, provenance,
+                                         args.out.resolve(), progress)
+    print(f"{args.out}: {len(result.polygons)} landslides, {result.landslide_area_m2:.0f} m2, "
+          f"{result.report.landslide_fraction:.2%} of the valid pixels, {result.report.megapixels_per_second:.2f} MP/s")
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    """`landslide info`: the model's contract and provenance."""
+    with tempfile.TemporaryDirectory() as download:
+        resolved = resolve_model(args.model, Path(download), args.tracking_uri)
+        spec = read_spec(resolved.folder)
+    for line in model_summary(spec, resolved.reference, resolved.version, run_metrics(spec.mlflow_run_id,
+                                                                                      args.tracking_uri)):
+        print(line)
+    return 0
+
+
+def survey_add(args: argparse.Namespace) -> int:
+    """`landslide survey add`: data/raw/<id>/survey.toml pointing at the files, then READY."""
+    new = NewSurvey(args.image, args.dem, args.labels, args.site, args.date, args.role)
+    folder = add_survey(DataLayout(Path(args.data).resolve()), args.survey_id, new)
+    print(f"added {args.survey_id}: {folder} (reads {args.image.resolve()} in place); marked READY")
+    return 0
+
+
+def survey_list(args: argparse.Namespace) -> int:
+    """`landslide survey list`: one line per survey folder."""
+    states = survey_states(DataLayout(Path(args.data).resolve()))
+    print(states.to_string(index=False) if len(states) else f"no survey under {Path(args.data) / 'raw'}")
+    return 0
 
 
 def stack(args: argparse.Namespace) -> int:
@@ -284,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ModelNotFoundError, ModelInputError, SurveyInputError, FileNotFoundError, StackError) as err:
+    except (ModelNotFoundError, ModelInputError, SurveyInputError, FileNotFoundError, StackError,
+            InvalidSurveyIdError, ValueError) as err:
         print(f"landslide {args.command}: {err}", file=sys.stderr)
         return 2
 

@@ -15,7 +15,9 @@ data/
   evaluation/                 evaluation.parquet, evaluation.csv (every model of every label source)
   comparison/                 label_sources.parquet, .csv: the variants trained on two or more label sources
   reports/<experiment>/       report.md, plots (PNG), summary.csv, table.parquet/.csv
-  maps/<survey_id>/           probability.tif, mask.tif (COG), landslides.gpkg, map.json (which model made it)
+  maps/<survey_id>/           probability.tif, mask.tif (COG; mask with a colour table), their QGIS styles (.qml),
+                              landslides.gpkg (with its layer style), map.json (which model made it),
+                              quicklook.png and report.md (a first look: outlines, counts, largest landslides)
   changes/<survey_id>/        changes.gpkg, changes.parquet, summary.json (against the site's previous survey)
   sites/<site>/               history.csv, history.png: landslide count and area per survey date, new/grown/gone
 ```
@@ -99,6 +101,8 @@ MAP_PROBABILITY = "probability.tif"
 MAP_MASK = "mask.tif"
 MAP_POLYGONS = "landslides.gpkg"
 MAP_FACTS = "map.json"
+MAP_QUICKLOOK = "quicklook.png"
+MAP_REPORT = "report.md"
 CHANGES_POLYGONS = "changes.gpkg"
 CHANGES_TABLE = "changes.parquet"
 CHANGES_SUMMARY = "summary.json"

@@ -32,6 +32,10 @@ from landslide_pipeline.training.checkpoint import ModelSpec, load_model, read_s
 #: The MLflow store of a project checkout, relative to its root (``make mlflow-ui`` opens it).
 DEFAULT_TRACKING_URI = StorageSettings.tracking_uri
 WEIGHTS_ARTIFACTS = "weights"
+#: The registered model the champion and its aliases belong to.
+REGISTERED_MODEL = "landslide-segmenter"
+#: Input sides must be multiples of this (the encoders' five halvings).
+TILE_MULTIPLE = 32
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -203,6 +207,38 @@ def log_model(model: Segmenter, spec: ModelSpec, example: np.ndarray, model_dir:
                                     validate_serving_input=False)
     mlflow.log_artifacts(str(model_dir), artifact_path=WEIGHTS_ARTIFACTS)
     return info.model_uri
+
+
+def run_metrics(run_id: str, tracking_uri: str) -> dict[str, float]:
+    """The latest metrics of a model's MLflow run; empty when the run is not in this store."""
+    if not run_id:
+        return {}
+    client = mlflow.MlflowClient(resolve_tracking_uri(tracking_uri))
+    if not _run_exists(client, run_id):
+        return {}
+    return dict(client.get_run(run_id).data.metrics)
+
+
+def model_summary(spec: ModelSpec, reference: str, version: int | None, metrics: dict[str, float]) -> list[str]:
+    """What a user of the model must know, as lines: architecture, inputs and their normalisation,
+    decision threshold, provenance and the run's headline metrics."""
+    lines = [f"model          {reference}" + (f" (registered version {version})" if version is not None else ""),
+             f"kind           {spec.kind}: {spec.architecture}, {len(spec.members)} member(s), "
+             f"trained on {spec.label_source} labels",
+             f"input          float32 (N, {spec.in_channels}, H, W), H and W multiples of {TILE_MULTIPLE}; "
+             f"image bands scaled from {spec.image_scaling} imagery; NaN where there is no data",
+             f"bands          {', '.join(spec.bands)}",
+             f"output         (N, {spec.num_classes}, H, W) class probabilities; landslide where p > {spec.threshold:g}"
+             + (" (mean over flips)" if spec.flips else "")]
+    for member in spec.members:
+        norm = ", ".join(f"{b} {m:.3g}±{sd:.3g}" for b, m, sd in zip(spec.bands, member.mean, member.std))
+        lines.append(f"member fold {member.fold}  {member.architecture} width {member.width:g}, "
+                     f"{member.parameters:,} parameters, run {member.mlflow_run_id or '-'}; normalisation {norm}")
+    lines.append(f"mlflow run     {spec.mlflow_run_id or '-'}")
+    shown = {k: v for k, v in sorted(metrics.items()) if k.startswith(("test_", "val_", "cv_")) or k in ("f1", "best_val_f1")}
+    if shown:
+        lines.append("metrics        " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    return lines
 
 
 def reregister_models(models_dir: Path, experiment_id: str) -> dict[Path, str]:

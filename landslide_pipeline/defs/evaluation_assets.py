@@ -244,6 +244,7 @@ def build_evaluation_assets(settings: PipelineSettings) -> list[AssetsDefinition
             "inputs": champion["inputs"], "kind": champion["kind"], "cv_f1": float(champion["cv_f1"]),
             "version": versions[CHAMPION_ALIAS], "model_uri": f"models:/{mlflow_tracking.registered_model_name}@"
                                                               f"{CHAMPION_ALIAS}",
+            "mlflow_run": mlflow_tracking.run_url(str(champion["mlflow_run_id"])),
             "aliases": MetadataValue.md(pd.DataFrame(
                 [{"alias": a, "version": versions[a], "label_source": r["label_source"], "model": r["architecture"],
                   "inputs": r["inputs"], "kind": r["kind"], "cv_f1": r["cv_f1"]} for a, r in plan.items()]

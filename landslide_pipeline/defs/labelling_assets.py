@@ -39,6 +39,7 @@ from landslide_pipeline.layout import (
     DataLayout,
     LabelSource,
 )
+from landslide_pipeline.progress import LogProgress
 from landslide_pipeline.schemas import LabelAgreement
 from landslide_pipeline.storage import atomic_directory, atomic_file, fingerprint
 from landslide_pipeline.surveys import open_survey
@@ -87,7 +88,8 @@ def obia_labels(context: AssetExecutionContext, config: ObiaConfig, data_store: 
     rules = load_rules(Path(config.rules_path))
     reference = _manual_samples(layout, survey_id) if rules.needs_samples() and config.samples_from_manual else None
     with atomic_directory(layout.labels(LabelSource.OBIA, survey_id)) as staging:
-        result = label_survey_objects(survey.scene, index, rules, staging, reference)
+        result = label_survey_objects(survey.scene, index, rules, staging, reference,
+                                      LogProgress(f"object-oriented labels of {survey_id}", context.log.info, "windows"))
         version = DataVersion(fingerprint([layout.tiles(survey_id) / TILE_INDEX, staging / LABEL_INDEX,
                                            staging / OBIA_THRESHOLDS]))
     thresholds = pd.DataFrame(result.thresholds)

@@ -34,12 +34,15 @@ from landslide_pipeline.defs.automation_conditions import after_upstream_settles
 from landslide_pipeline.defs.concurrency import CPU_POOL, claim_cores, heavy_step_tags
 from landslide_pipeline.defs.partitions import SURVEY_PARTITIONS, survey_partitions
 from landslide_pipeline.defs.resources import DataStore, MlflowTracking
-from landslide_pipeline.layout import CHANGES_SUMMARY, SITE_HISTORY, SITE_HISTORY_PLOT
+from landslide_pipeline.layout import CHANGES_SUMMARY, MAP_QUICKLOOK, MAP_REPORT, SITE_HISTORY, SITE_HISTORY_PLOT
 from landslide_pipeline.mapping import PredictionSpec, VectorizeSpec
 from landslide_pipeline.mapping.changes import ChangeRules, survey_records, write_site_changes
 from landslide_pipeline.mapping.changes import site_history as site_history_table
 from landslide_pipeline.mapping.landslide_map import write_landslide_map
+from landslide_pipeline.progress import LogProgress
+from landslide_pipeline.reports.experiments import markdown_image
 from landslide_pipeline.reports.plots import plot_site_history
+from landslide_pipeline.reports.quicklook import INLINE_BYTES
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.surveys import open_survey
 
@@ -87,16 +90,25 @@ def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_st
                       "label_source": model_tags.get("label_source"), "inputs": model_tags.get("inputs"),
                       "bands": model_tags.get("bands"), "config": config.model_dump()}
         result = write_landslide_map(survey.scene, model_dir, staging, spec, vectorize, provenance,
-                                     layout.map(survey_id))
+                                     layout.map(survey_id), LogProgress(f"mapping {survey_id}", context.log.info, "strips"))
     return MaterializeResult(metadata={
         "mapped": True, "model_version": version, "model_alias": alias, "requested_alias": config.model_alias,
         "label_source": str(model_tags.get("label_source")), "inputs": str(model_tags.get("inputs")),
-        "mlflow_run_id": run_id,
+        "mlflow_run_id": run_id, "mlflow_run": mlflow_tracking.run_url(run_id),
+        "quicklook": _quicklook(layout.map(survey_id) / MAP_QUICKLOOK, survey_id),
+        "report": MetadataValue.path(str(layout.map(survey_id) / MAP_REPORT)),
         "n_landslides": len(result.polygons), "landslide_area_m2": round(result.landslide_area_m2, 1),
         "landslide_fraction": result.report.landslide_fraction,
         "megapixels_per_second": result.report.megapixels_per_second,
         "path": MetadataValue.path(str(layout.map(survey_id))),
     })
+
+
+def _quicklook(path: Path, survey_id: str) -> MetadataValue:
+    """The quicklook inline (the UI cannot read the data folder), or its path when too large for the event log."""
+    if path.stat().st_size <= INLINE_BYTES:
+        return MetadataValue.md(markdown_image(path, f"{survey_id} quicklook"))
+    return MetadataValue.path(str(path))
 
 
 class ChangeConfig(Config):

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource, InitResourceContext, MetadataValue
 from pydantic import Field
 
 from landslide_pipeline.layout import DataLayout
@@ -22,6 +22,7 @@ from landslide_pipeline.model_store import (
     resolve_tracking_uri,
 )
 from landslide_pipeline.nn.segmenter import Segmenter
+from landslide_pipeline.reports.markdown import MlflowLinks
 from landslide_pipeline.settings import StorageSettings
 from landslide_pipeline.storage import target_lock
 from landslide_pipeline.training.checkpoint import ModelSpec
@@ -74,6 +75,10 @@ class MlflowTracking(ConfigurableResource):
 
     def resolved_tracking_uri(self) -> str:
         return resolve_tracking_uri(self.tracking_uri)
+
+    def run_url(self, run_id: str) -> MetadataValue:
+        """A link to the run's page in the MLflow UI (the tracking server's, else ``make mlflow-ui``'s)."""
+        return MetadataValue.url(MlflowLinks(self.resolved_tracking_uri(), self.experiment_id()).run_url(run_id))
 
     def artifact_location(self) -> str:
         """Where a new experiment keeps its model files: a URI (``s3://...``,

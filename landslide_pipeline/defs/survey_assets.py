@@ -14,6 +14,7 @@ from landslide_pipeline.defs.resources import DataStore
 from landslide_pipeline.geo.grid import TilingSpec
 from landslide_pipeline.geo.labels import drop_empty_tiles
 from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, TILE_INDEX, LabelSource
+from landslide_pipeline.progress import LogProgress
 from landslide_pipeline.schemas import TileIndex
 from landslide_pipeline.storage import atomic_directory, atomic_file, combined_version, remove_atomically
 from landslide_pipeline.surveys import fingerprint, open_survey
@@ -64,7 +65,7 @@ def survey_tiles(context: AssetExecutionContext, config: TilingConfig, data_stor
     spec = TilingSpec(config.tile_size, config.stride, config.max_nodata_fraction, config.compress)
     survey = open_survey(layout.raw_survey(survey_id))
     with atomic_directory(layout.tiles(survey_id)) as staging:
-        index = survey.tile(staging, spec)
+        index = survey.tile(staging, spec, LogProgress(f"tiling {survey_id}", context.log.info, "tiles"))
         TileIndex.validate(index)
         index.to_parquet(staging / TILE_INDEX, index=False)
         # The scene's files (not its labels: a label edit leaves the tiles and the object-oriented

@@ -174,6 +174,7 @@ def trained_model_asset(settings: PipelineSettings, source: str, training_set: A
         checkpoint.unlink(missing_ok=True)
         return MaterializeResult(metadata={
             **trained.facts(), "mlflow_run_id": mlflow_run.info.run_id, "model_uri": model_uri,
+            "mlflow_run": mlflow_tracking.run_url(mlflow_run.info.run_id),
             "device": str(device), "profile": config.profile, "label_source": source, "inputs": run.inputs,
             "bands": ", ".join(trained.spec.bands)}, data_version=version)
 

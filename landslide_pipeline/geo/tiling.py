@@ -37,6 +37,7 @@ from landslide_pipeline.geo.scene import SceneFiles, SceneReader
 from landslide_pipeline.geo.terrain import BASE_TERRAIN, TerrainSpec
 from landslide_pipeline.geo.tile_writer import BackgroundWrites, TileProfile, TileWriter
 from landslide_pipeline.layout import TILE_IMAGES, TILE_TERRAIN
+from landslide_pipeline.progress import Progress, no_progress
 
 __all__ = ["TilingSpec", "estimate_tile_bytes", "plan_windows", "tile_id", "tile_offsets", "tile_scene"]
 
@@ -56,7 +57,7 @@ T = TypeVar("T")
 
 def tile_scene(survey_id: str, scene: SceneFiles, out_dir: Path, spec: TilingSpec,
                terrain: TerrainSpec = BASE_TERRAIN, max_buffer_bytes: int = MAX_BUFFER_BYTES,
-               max_scene_pixels: int | None = None) -> gpd.GeoDataFrame:
+               max_scene_pixels: int | None = None, progress: Progress = no_progress) -> gpd.GeoDataFrame:
     """Writes image tiles (and terrain tiles when the scene has a DEM) and returns the tile index.
 
     Layout: ``out_dir/image/<tile_id>.tif`` keeps the selected image bands and their dtype;
@@ -65,6 +66,7 @@ def tile_scene(survey_id: str, scene: SceneFiles, out_dir: Path, spec: TilingSpe
 
     Args:
         max_scene_pixels: Overrides the scene's size cap (``SceneFiles.max_pixels``).
+        progress: Called with the tile positions cut so far and their total, after each row of tiles.
 
     Returns:
         One row per kept tile: survey_id, tile_id, row_off, col_off, height, width,
@@ -85,6 +87,7 @@ def tile_scene(survey_id: str, scene: SceneFiles, out_dir: Path, spec: TilingSpe
             (out_dir / TILE_TERRAIN).mkdir(exist_ok=True)
         strips = _StripReader(reader, spec.tile_size)
         kept: list[tuple[int, int, float]] = []
+        done, total = 0, len(rows_offsets) * len(col_offsets)
         with BackgroundWrites() as writes:
             for chunk in column_chunks(col_offsets, spec.tile_size, strips.max_width(max_buffer_bytes)):
                 # closing(): on an error the reader thread stops before the image is closed.
@@ -97,6 +100,8 @@ def tile_scene(survey_id: str, scene: SceneFiles, out_dir: Path, spec: TilingSpe
                         jobs, tiles = _tile_row(row, chunk, strip, invalid, heights, spec, writers, out_dir)
                         writes.submit(_run_all, jobs)
                         kept.extend(tiles)
+                        done += len(chunk)
+                        progress(done, total)
     if not kept:
         raise SurveyInputError(scene.name, f"no tile has at most {spec.max_nodata_fraction:.0%} nodata; "
                                            "the scene is empty")

@@ -42,6 +42,7 @@ from landslide_pipeline.labelling.rules import Classification, RuleSet, classify
 from landslide_pipeline.labelling.scene import SceneSource, windows
 from landslide_pipeline.labelling.segmentation import Segmentation, segment_scene
 from landslide_pipeline.labelling.texture import CooccurrenceAccumulator, quantise_relative
+from landslide_pipeline.progress import Progress, no_progress, stage
 
 #: (row, col, height, width) -> (landslide mask, known mask) of reference labels, for samples.
 ReferenceMasks = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
@@ -132,7 +133,7 @@ def _bands_needed(feature: str, bands: tuple[str, ...]) -> str | None:
 @contextmanager
 def label_scene(source: SceneSource, rules: RuleSet, scratch_dir: Path | None = None,
                 reference: ReferenceMasks | None = None, outlines: bool = True,
-                image: Path | str = "scene") -> Iterator[SceneLabels]:
+                image: Path | str = "scene", progress: Progress = no_progress) -> Iterator[SceneLabels]:
     """Segments, describes and classifies a scene; the result is valid inside the ``with`` block.
 
     Args:
@@ -143,6 +144,8 @@ def label_scene(source: SceneSource, rules: RuleSet, scratch_dir: Path | None = 
         reference: Reference landslide masks, for thresholds derived from labelled samples.
         outlines: Whether to vectorise the objects' outlines (``objects.geometry``).
         image: The scene's image, for errors.
+        progress: Called with the windows done and their total over the two passes (superpixels,
+            then texture and outlines); the merging, features and classification in between are quick.
 
     Raises:
         SurveyInputError: the rules use features that need bands the scene lacks (``check_rule_bands``).
@@ -152,10 +155,10 @@ def label_scene(source: SceneSource, rules: RuleSet, scratch_dir: Path | None = 
     check_rule_bands(rules, source.bands, image)
     with tempfile.TemporaryDirectory(prefix="obia-", dir=scratch_dir) as scratch:
         started = time.perf_counter()
-        segmentation = segment_scene(source, rules.segmentation, Path(scratch))
+        segmentation = segment_scene(source, rules.segmentation, Path(scratch), stage(progress, 0, 2))
         segmented = time.perf_counter()
         level = rules.level
-        scan = _scan_objects(segmentation, level, reference, outlines)
+        scan = _scan_objects(segmentation, level, reference, outlines, stage(progress, 1, 2))
         graph = segmentation.graphs[level]
         features = object_features(graph, source.bands, source.pixel_size_m(), scan.texture, source.has_dem)
         described = time.perf_counter()
@@ -175,7 +178,7 @@ class _Scan:
 
 
 def _scan_objects(segmentation: Segmentation, level: int, reference: ReferenceMasks | None,
-                  outlines: bool) -> _Scan:
+                  outlines: bool, progress: Progress) -> _Scan:
     """The second pass over the windows: texture, reference shares and outlines per object."""
     source, params = segmentation.source, segmentation.params
     n = segmentation.graphs[level].n_regions
@@ -183,7 +186,8 @@ def _scan_objects(segmentation: Segmentation, level: int, reference: ReferenceMa
     mean_brightness = _mean_brightness(segmentation.graphs[level], source.bands)
     labelled, known = np.zeros(n), np.zeros(n)
     pieces: list[tuple[Any, int]] = []
-    for row, col, height, width in windows(source.height, source.width, params.window_px):
+    all_windows = list(windows(source.height, source.width, params.window_px))
+    for done, (row, col, height, width) in enumerate(all_windows, start=1):
         # One row above and one column to the left, so pairs across window borders count once.
         r0, c0 = max(row - 1, 0), max(col - 1, 0)
         ids = segmentation.objects(level, r0, c0, height + row - r0, width + col - c0)
@@ -198,6 +202,7 @@ def _scan_objects(segmentation: Segmentation, level: int, reference: ReferenceMa
             known += np.bincount(core[inside], minlength=n)
         if outlines:
             pieces += _outline_pieces(core, source.transform @ Affine.translation(col, row))
+        progress(done, len(all_windows))
     samples = None
     if reference is not None:
         with np.errstate(invalid="ignore", divide="ignore"):

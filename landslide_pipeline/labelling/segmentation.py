@@ -26,6 +26,7 @@ from landslide_pipeline.labelling.features import visible_bands
 from landslide_pipeline.labelling.merging import MergeCriteria, merge_regions
 from landslide_pipeline.labelling.regions import RegionGraph, border_edges, concatenate, region_statistics
 from landslide_pipeline.labelling.scene import SceneSource, WindowPixels, windows
+from landslide_pipeline.progress import Progress, no_progress
 
 SLOPE = "slope"
 ELEVATION = "elevation"
@@ -136,13 +137,15 @@ class Segmentation:
         return first
 
 
-def segment_scene(source: SceneSource, params: SegmentationParams, scratch: Path) -> Segmentation:
+def segment_scene(source: SceneSource, params: SegmentationParams, scratch: Path,
+                  progress: Progress = no_progress) -> Segmentation:
     """Segments a scene at every scale of ``params``.
 
     Args:
         source: The scene, read window by window.
         params: Scales, criteria and superpixel settings.
         scratch: An existing folder for the superpixel and brightness rasters.
+        progress: Called with the windows superpixelled so far and their total.
 
     Raises:
         ValueError: the scene holds no valid pixel.
@@ -151,13 +154,15 @@ def segment_scene(source: SceneSource, params: SegmentationParams, scratch: Path
     brightness = ScratchRaster(scratch / "brightness.npy", (source.height, source.width), np.uint8)
     names = source.bands + ((SLOPE, ELEVATION) if source.has_dem else ())
     graphs, borders, offset = [], [], 0
-    for row, col, height, width in windows(source.height, source.width, params.window_px):
+    all_windows = list(windows(source.height, source.width, params.window_px))
+    for done, (row, col, height, width) in enumerate(all_windows, start=1):
         pixels = source.read(row, col, height, width)
         local = superpixel_window(pixels, params)
         n = int(local.max()) + 1
         labels = np.where(local >= 0, local + offset, -1).astype(np.int32)
         superpixels.write(row, col, labels)
         brightness.write(row, col, np.clip(np.rint(_brightness(pixels, source.bands)), 0, 255).astype(np.uint8))
+        progress(done, len(all_windows))
         if n == 0:
             continue  # nodata only
         graph = region_statistics(local, _channels(pixels), names, n, pixels.elevation, row, col)

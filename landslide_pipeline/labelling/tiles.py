@@ -26,6 +26,7 @@ from landslide_pipeline.labelling.obia import ReferenceMasks, SceneLabels, label
 from landslide_pipeline.labelling.rules import RuleSet
 from landslide_pipeline.labelling.scene import RasterSource
 from landslide_pipeline.layout import LABEL_INDEX, MASK_FOLDER, OBIA_SEGMENTS, OBIA_THRESHOLDS
+from landslide_pipeline.progress import Progress, no_progress
 from landslide_pipeline.schemas import ObiaSegments, TileIndex
 
 
@@ -124,7 +125,7 @@ class SurveyObiaLabels:
 
 
 def label_survey_objects(scene: SceneFiles, index: gpd.GeoDataFrame, rules: RuleSet, out_dir: Path,
-                         reference: ReferenceMasks | None = None) -> SurveyObiaLabels:
+                         reference: ReferenceMasks | None = None, progress: Progress = no_progress) -> SurveyObiaLabels:
     """Object-oriented labels of a survey's scene, written in the manual labels' layout.
 
     Writes ``masks/<tile_id>.tif`` and ``labels.parquet`` like manual labels, plus
@@ -138,6 +139,7 @@ def label_survey_objects(scene: SceneFiles, index: gpd.GeoDataFrame, rules: Rule
         rules: The rule set.
         out_dir: The label folder to write into.
         reference: Reference masks for thresholds from labelled samples.
+        progress: Called with the windows done and their total (``labelling.obia.label_scene``).
 
     Raises:
         TileGridError: the tiles are not windows of the image.
@@ -146,7 +148,8 @@ def label_survey_objects(scene: SceneFiles, index: gpd.GeoDataFrame, rules: Rule
     """
     with RasterSource(scene) as source:
         check_tile_grid(index, source.height, source.width, source.transform)
-        with label_scene(source, rules, scratch_dir=out_dir, reference=reference, image=scene.name) as labels:
+        with label_scene(source, rules, scratch_dir=out_dir, reference=reference, image=scene.name,
+                         progress=progress) as labels:
             labelled = write_tile_masks(labels, index, out_dir)
             result = SurveyObiaLabels(labels=labelled, segments=labels.objects,
                                       thresholds=labels.classification.thresholds, summary=labels.summary())

@@ -30,6 +30,7 @@ from landslide_pipeline.layout import (
     MAP_POLYGONS,
     DataLayout,
 )
+from landslide_pipeline.mapping.styles import changes_qml
 from landslide_pipeline.mapping.vectorize import LANDSLIDES_LAYER, write_geopackage
 
 Change = Literal["new", "grown", "stable", "gone"]
@@ -228,7 +229,7 @@ def write_site_changes(layout: DataLayout, survey_id: str, survey_ids: Iterable[
             raise FileNotFoundError(f"{previous_map}: materialize landslide_map for {previous} first")
         changes = detect_changes(gpd.read_file(previous_map, layer=LANDSLIDES_LAYER),
                                  gpd.read_file(current_map, layer=LANDSLIDES_LAYER), rules)
-        write_geopackage(changes, out_dir / CHANGES_POLYGONS, layer="changes")
+        write_geopackage(changes, out_dir / CHANGES_POLYGONS, layer="changes", style=changes_qml())
         changes.to_parquet(out_dir / CHANGES_TABLE, index=False)
         summary = {"previous": previous, **change_summary(changes, rules), "alert_area_m2": rules.alert_area_m2}
     (out_dir / CHANGES_SUMMARY).write_text(json.dumps(summary, indent=2))

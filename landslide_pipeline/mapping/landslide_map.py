@@ -14,10 +14,14 @@ import numpy as np
 import rasterio
 
 from landslide_pipeline.geo.scene import SceneFiles
-from landslide_pipeline.layout import MAP_FACTS, MAP_MASK, MAP_POLYGONS, MAP_PROBABILITY
+from landslide_pipeline.layout import MAP_FACTS, MAP_MASK, MAP_POLYGONS, MAP_PROBABILITY, MAP_QUICKLOOK, MAP_REPORT
 from landslide_pipeline.mapping.predict import PredictionReport, PredictionSpec, map_scene
+from landslide_pipeline.mapping.styles import mask_qml, probability_qml, write_raster_style
 from landslide_pipeline.mapping.vectorize import VectorizeSpec, vectorize_landslides
 from landslide_pipeline.metrics.confusion import confusion_counts, segmentation_metrics
+from landslide_pipeline.progress import Progress, no_progress
+from landslide_pipeline.reports.quicklook import map_report, quicklook
+from landslide_pipeline.training.checkpoint import read_spec
 from landslide_pipeline.training.inputs import INPUT_SETS, needs_dem
 
 
@@ -72,7 +76,7 @@ class LandslideMap:
 
 def write_landslide_map(scene: SceneFiles, model_dir: Path, out_dir: Path, spec: PredictionSpec,
                         vectorize: VectorizeSpec, provenance: dict[str, Any],
-                        final_dir: Path | None = None) -> LandslideMap:
+                        final_dir: Path | None = None, progress: Progress = no_progress) -> LandslideMap:
     """Maps ``scene`` with the saved model in ``model_dir`` into ``out_dir``.
 
     Args:
@@ -83,14 +87,26 @@ def write_landslide_map(scene: SceneFiles, model_dir: Path, out_dir: Path, spec:
         vectorize: Minimum polygon area and simplification.
         provenance: Recorded first in ``map.json`` (e.g. the model's name, version and run).
         final_dir: Where ``out_dir`` ends up once published, for the paths in ``map.json``.
+        progress: Called with the strips of windows mapped and their total.
+
+    Besides the rasters, their QGIS styles and the polygons: ``quicklook.png`` (the image with the
+    outlines, scale bar, north arrow, legend) and ``report.md`` (counts, areas, largest landslides,
+    model) for a first look (``reports.quicklook``).
     """
-    report = map_scene(scene, model_dir, out_dir, spec)
+    report = map_scene(scene, model_dir, out_dir, spec, progress=progress)
+    write_raster_style(out_dir / MAP_PROBABILITY, probability_qml())
+    write_raster_style(out_dir / MAP_MASK, mask_qml())
     polygons = vectorize_landslides(out_dir / MAP_MASK, out_dir / MAP_PROBABILITY, out_dir / MAP_POLYGONS, vectorize)
     landslide_map = LandslideMap(report, polygons)
     final_dir = final_dir or out_dir
+    threshold = spec.threshold if spec.threshold is not None else read_spec(model_dir).threshold
     facts = {**provenance, "n_landslides": len(polygons), "landslide_area_m2": landslide_map.landslide_area_m2,
-             **report.to_dict(), "probability": str(final_dir / MAP_PROBABILITY), "mask": str(final_dir / MAP_MASK)}
+             **report.to_dict(), "threshold": threshold, "probability": str(final_dir / MAP_PROBABILITY),
+             "mask": str(final_dir / MAP_MASK)}
     (out_dir / MAP_FACTS).write_text(json.dumps(facts, indent=2, default=str))
+    title = f"Landslides of {provenance.get('survey_id') or scene.name.stem}"
+    image = quicklook(scene.images, polygons, out_dir / MAP_QUICKLOOK, title)
+    map_report(out_dir / MAP_REPORT, title, facts, polygons, image)
     return landslide_map
 
 

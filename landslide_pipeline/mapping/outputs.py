@@ -32,6 +32,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
+from landslide_pipeline.mapping.styles import MASK_COLORS
 from landslide_pipeline.storage import atomic_file
 
 #: Stored value of probability 1.0; probability = value / PROBABILITY_SCALE.
@@ -147,6 +148,7 @@ class MapWriter:
         probability.set_band_description(1, "landslide probability")
         probability.scales, probability.offsets = (1.0 / PROBABILITY_SCALE,), (0.0,)
         mask.set_band_description(1, "landslide")
+        mask.write_colormap(1, MASK_COLORS)  # landslide red in any GIS
         probability.update_tags(**self.tags, encoding=f"probability = value / {PROBABILITY_SCALE}; 255 = nodata")
         mask.update_tags(**self.tags, encoding="1 = landslide, 0 = not; 255 = nodata",
                          threshold=f"probability > {self.threshold}")

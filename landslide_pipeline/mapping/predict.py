@@ -53,6 +53,7 @@ from landslide_pipeline.layout import MAP_MASK, MAP_PROBABILITY
 from landslide_pipeline.mapping.outputs import MapGrid, MapWriter
 from landslide_pipeline.metrics.calibration import ARGMAX_THRESHOLD
 from landslide_pipeline.nn.segmenter import LANDSLIDE_CLASS
+from landslide_pipeline.progress import Progress, no_progress
 from landslide_pipeline.training.checkpoint import ANY_SCALING, load_model
 from landslide_pipeline.training.features import TERRAIN_BANDS, input_scaling, tile_features
 from landslide_pipeline.training.loop import pick_device
@@ -137,7 +138,7 @@ class PredictionReport:
 
 
 def map_scene(scene: SceneFiles, model_dir: Path, out_dir: Path, spec: PredictionSpec = PredictionSpec(),
-              device: torch.device | None = None) -> PredictionReport:
+              device: torch.device | None = None, progress: Progress = no_progress) -> PredictionReport:
     """Maps a scene with a saved model into ``out_dir/probability.tif`` and ``out_dir/mask.tif``.
 
     The model and its input bands come from ``training.checkpoint.load_model``; without a
@@ -150,12 +151,12 @@ def map_scene(scene: SceneFiles, model_dir: Path, out_dir: Path, spec: Predictio
     model, model_spec = load_model(Path(model_dir), device)
     spec = spec if spec.threshold is not None else replace(spec, threshold=model_spec.threshold)
     return predict_scene(scene, model, model_spec.bands, Path(out_dir) / MAP_PROBABILITY, Path(out_dir) / MAP_MASK,
-                         spec=spec, device=device, image_scaling=model_spec.image_scaling)
+                         spec=spec, device=device, image_scaling=model_spec.image_scaling, progress=progress)
 
 
 def predict_scene(scene: SceneFiles, model: nn.Module, model_bands: Sequence[str], probability: Path, mask: Path, *,
                   spec: PredictionSpec = PredictionSpec(), device: torch.device | None = None,
-                  image_scaling: str = ANY_SCALING) -> PredictionReport:
+                  image_scaling: str = ANY_SCALING, progress: Progress = no_progress) -> PredictionReport:
     """Predicts landslide probability over a whole scene and writes the probability and mask COGs.
 
     Args:
@@ -173,6 +174,7 @@ def predict_scene(scene: SceneFiles, model: nn.Module, model_bands: Sequence[str
         device: Where to run the model; ``training.loop.pick_device()`` when None.
         image_scaling: The model's input scaling (``ModelSpec.image_scaling``); imagery of another
             dtype is refused.
+        progress: Called with the strips of windows done and their total, after each strip.
 
     Returns:
         Pixel counts, landslide fraction, windows and timing.
@@ -195,7 +197,8 @@ def predict_scene(scene: SceneFiles, model: nn.Module, model_bands: Sequence[str
         tags = {"model_bands": ",".join(model_bands), "window": str(spec.window), "overlap": str(spec.overlap)}
         threshold = ARGMAX_THRESHOLD if spec.threshold is None else spec.threshold
         writer = stack.enter_context(MapWriter(grid, probability, mask, threshold, tags))
-        counts = _map_strips(reader, terrain, _Model(model, device, batch_size(spec, device)), rows, cols, writer)
+        counts = _map_strips(reader, terrain, _Model(model, device, batch_size(spec, device)), rows, cols, writer,
+                             progress)
         writer.publish()
     return _report(writer, grid, counts, time.perf_counter() - start)
 
@@ -324,7 +327,7 @@ class _Stitcher:
 
 
 def _map_strips(reader: SceneReader, terrain: tuple[str, ...], model: _Model, rows: _Axis, cols: _Axis,
-                writer: MapWriter) -> dict[str, int]:
+                writer: MapWriter, progress: Progress) -> dict[str, int]:
     """Runs every strip of windows and writes the finished rows; returns pixel and window counts."""
     counts = {"valid": 0, "landslide": 0, "windows": 0, "skipped": 0}
     stitcher = _Stitcher(rows, cols, reader.width)
@@ -335,7 +338,8 @@ def _map_strips(reader: SceneReader, terrain: tuple[str, ...], model: _Model, ro
             counts["valid"] += valid
             counts["landslide"] += landslide
 
-    for row in rows.offsets:
+    for strip, row in enumerate(rows.offsets):
+        progress(strip, len(rows.offsets))
         image, invalid = reader.read(Window(0, row, reader.width, rows.size))
         write(stitcher.begin_strip(row, invalid))
         live = [c for c in cols.offsets if invalid is None or not invalid[:, c:c + cols.size].all()]
@@ -347,6 +351,7 @@ def _map_strips(reader: SceneReader, terrain: tuple[str, ...], model: _Model, ro
             for col, probability in zip(batch, model.probability(x)):
                 stitcher.add(col, probability)
     write(stitcher.finish())
+    progress(len(rows.offsets), len(rows.offsets))
     return counts
 
 

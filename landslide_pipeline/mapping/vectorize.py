@@ -41,6 +41,7 @@ from shapely.geometry.base import BaseGeometry
 
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.rasters import open_raster
+from landslide_pipeline.mapping.styles import embed_layer_style, landslides_qml
 from landslide_pipeline.storage import atomic_file
 
 LANDSLIDES_LAYER = "landslides"
@@ -88,7 +89,7 @@ def vectorize_landslides(mask: Path, probability: Path, out: Path,
         The polygons written (see ``landslide_polygons``).
     """
     frame = landslide_polygons(mask, probability, spec)
-    write_geopackage(frame, out)
+    write_geopackage(frame, out, style=landslides_qml())
     return frame
 
 
@@ -125,11 +126,14 @@ def landslide_polygons(mask: Path, probability: Path, spec: VectorizeSpec = Vect
     return _measure(frame, spec)
 
 
-def write_geopackage(frame: gpd.GeoDataFrame, path: Path, layer: str = LANDSLIDES_LAYER) -> None:
-    """Writes polygons to a GeoPackage atomically (an empty frame gives an empty Polygon layer)."""
+def write_geopackage(frame: gpd.GeoDataFrame, path: Path, layer: str = LANDSLIDES_LAYER, style: str | None = None) -> None:
+    """Writes polygons to a GeoPackage atomically (an empty frame gives an empty Polygon layer),
+    with ``style`` (QGIS QML) as the layer's default style."""
     with atomic_file(Path(path)) as staging:
         staging.unlink()  # the GeoPackage driver creates the file; an empty one would not open
         frame.to_file(staging, layer=layer, driver="GPKG", geometry_type="Polygon")
+        if style is not None:
+            embed_layer_style(staging, layer, style, layer)
 
 
 def _check_grids(mask_path: Path, mask: rasterio.DatasetReader, probability_path: Path,

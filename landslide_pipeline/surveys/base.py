@@ -16,6 +16,7 @@ import geopandas as gpd
 
 from landslide_pipeline.geo.grid import TilingSpec
 from landslide_pipeline.geo.scene import SceneFiles
+from landslide_pipeline.progress import Progress, no_progress
 from landslide_pipeline.surveys.config import SurveyConfig
 
 
@@ -104,8 +105,9 @@ class Survey(Protocol):
         """Reads and validates the survey's metadata without reading pixel data."""
         ...
 
-    def tile(self, out_dir: Path, spec: TilingSpec) -> gpd.GeoDataFrame:
-        """Writes the survey's tiles into ``out_dir`` and returns its tile index."""
+    def tile(self, out_dir: Path, spec: TilingSpec, progress: Progress = no_progress) -> gpd.GeoDataFrame:
+        """Writes the survey's tiles into ``out_dir`` and returns its tile index, reporting
+        ``progress`` (tiles done, total) as it goes."""
         ...
 
     def label(self, tile_index: gpd.GeoDataFrame, out_dir: Path) -> gpd.GeoDataFrame:

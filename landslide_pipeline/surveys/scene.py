@@ -38,6 +38,7 @@ from landslide_pipeline.geo.scene import SceneFiles
 from landslide_pipeline.geo.terrain import TerrainSpec, pixel_size_m
 from landslide_pipeline.geo.tiling import tile_scene
 from landslide_pipeline.layout import RAW_DEM, RAW_LABELS
+from landslide_pipeline.progress import Progress, no_progress
 from landslide_pipeline.surveys.base import SurveyMetadata
 from landslide_pipeline.surveys.config import SurveyConfig, check_nodata, confined
 
@@ -135,9 +136,9 @@ class SceneSurvey:
             has_dem=scene.dem is not None, dem_crs=dem_crs, n_label_polygons=n_polygons, labels_crs=labels_crs,
             labels_format=self.labels.format if self.labels else None, n_images=len(scene.images))
 
-    def tile(self, out_dir: Path, spec: TilingSpec) -> gpd.GeoDataFrame:
+    def tile(self, out_dir: Path, spec: TilingSpec, progress: Progress = no_progress) -> gpd.GeoDataFrame:
         """Cuts the scene (``geo.tiling.tile_scene``), with terrain tiles when it has a DEM."""
-        return tile_scene(self.survey_id, self.scene, out_dir, spec, self.terrain)
+        return tile_scene(self.survey_id, self.scene, out_dir, spec, self.terrain, progress=progress)
 
     def label(self, tile_index: gpd.GeoDataFrame, out_dir: Path) -> gpd.GeoDataFrame:
         """Rasterizes the label file on every tile's grid.

@@ -12,6 +12,7 @@ from landslide_pipeline.datasets.adapter import DatasetAdapter, resolve_adapter
 from landslide_pipeline.datasets.precut import find_pairs, inspect_dataset, label_dataset, tile_dataset
 from landslide_pipeline.geo.errors import SurveyInputError
 from landslide_pipeline.geo.grid import TilingSpec
+from landslide_pipeline.progress import Progress, no_progress
 from landslide_pipeline.surveys.base import SurveyMetadata
 from landslide_pipeline.surveys.config import SurveyConfig
 
@@ -70,10 +71,12 @@ class TileSetSurvey:
             bounds=None, has_dem=False, dem_crs=None, n_label_polygons=None, labels_crs=None,
             labels_format="mask" if summary.labelled else None, n_images=summary.n_tiles)
 
-    def tile(self, out_dir: Path, spec: TilingSpec) -> gpd.GeoDataFrame:
+    def tile(self, out_dir: Path, spec: TilingSpec, progress: Progress = no_progress) -> gpd.GeoDataFrame:
         """Copies the data set tile by tile, re-cut on the snapping grid where its tiles are not
         ``tile_size`` square."""
-        return tile_dataset(self.survey_id, self.config.source, self.adapter, out_dir, spec)
+        index = tile_dataset(self.survey_id, self.config.source, self.adapter, out_dir, spec)
+        progress(len(index), len(index))  # a copy, as fast as the disk: one report at the end
+        return index
 
     def label(self, tile_index: gpd.GeoDataFrame, out_dir: Path) -> gpd.GeoDataFrame:
         """Decodes the masks and cuts them like the images.

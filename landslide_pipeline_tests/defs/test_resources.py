@@ -81,11 +81,14 @@ def _parent_of(args: tuple[str, str]) -> str:
 
 def test_fold_runs_starting_together_share_one_experiment_and_one_parent_run(tmp_path):
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(tracking_uri)
-    with multiprocessing.get_context("spawn").Pool(3) as pool:
-        parents = pool.map(_parent_of, [(tracking_uri, str(tmp_path / "data"))] * 3)
+    # An executor, not a Pool: a worker that dies fails the test (BrokenProcessPool) instead of hanging it.
+    with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parents = [f.result(timeout=180) for f in [pool.submit(_parent_of, (tracking_uri, str(tmp_path / "data")))
+                                                   for _ in range(3)]]
     assert len(set(parents)) == 1
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
                               filter_string="tags.`landslide.cv_group` = 'unet-cv'")

@@ -67,7 +67,8 @@ def test_the_geopackage_opens_with_its_layer_and_crs(tmp_path):
     mask, probability = rasters(tmp_path, *two_squares())
     out = tmp_path / "landslides.gpkg"
     vectorize_landslides(mask, probability, out, EXACT)
-    assert pyogrio.list_layers(out).tolist() == [["landslides", "Polygon"]]
+    # The polygons, and QGIS's table of layer styles (the landslides' default style, mapping.styles).
+    assert pyogrio.list_layers(out).tolist() == [["landslides", "Polygon"], ["layer_styles", None]]
     written = gpd.read_file(out, layer="landslides")
     assert written.crs == UTM
     assert list(written.columns) == ["landslide_id", "area_m2", "perimeter_m", "mean_probability", "pixels", "geometry"]
