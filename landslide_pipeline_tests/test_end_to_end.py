@@ -274,6 +274,15 @@ def test_the_survey_is_mapped_by_the_champion_and_the_map_finds_its_landslides(c
     assert polygons["area_m2"].sum() == pytest.approx(predicted.sum() * abs(truth.res[0] * truth.res[1]), rel=0.2)
     summary = json.loads((layout.changes(SURVEY) / "summary.json").read_text())
     assert summary["previous"] is None and not summary["alert"]  # the survey has no site
+    # The asset's metadata: the quicklook inline, the report and the champion's MLflow run page.
+    from dagster import AssetRecordsFilter
+
+    records = chain["instance"].fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("landslide_map"), asset_partitions=[SURVEY]), limit=1).records
+    metadata = records[0].asset_materialization.metadata
+    assert metadata["quicklook"].value.startswith(f"![{SURVEY} quicklook](data:image/png;base64,")
+    assert metadata["mlflow_run"].value.endswith(f"/runs/{champion.run_id}")
+    assert "landslides**" in (folder / "report.md").read_text()
 
 
 def test_band_and_training_size_experiments_write_valid_tables_and_reports(chain):

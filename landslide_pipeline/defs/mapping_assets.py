@@ -42,7 +42,7 @@ from landslide_pipeline.mapping.landslide_map import write_landslide_map
 from landslide_pipeline.progress import LogProgress
 from landslide_pipeline.reports.experiments import markdown_image
 from landslide_pipeline.reports.plots import plot_site_history
-from landslide_pipeline.reports.quicklook import INLINE_BYTES
+from landslide_pipeline.reports.quicklook import thumbnail_png
 from landslide_pipeline.storage import atomic_directory
 from landslide_pipeline.surveys import open_survey
 
@@ -95,20 +95,15 @@ def landslide_map(context: AssetExecutionContext, config: MappingConfig, data_st
         "mapped": True, "model_version": version, "model_alias": alias, "requested_alias": config.model_alias,
         "label_source": str(model_tags.get("label_source")), "inputs": str(model_tags.get("inputs")),
         "mlflow_run_id": run_id, "mlflow_run": mlflow_tracking.run_url(run_id),
-        "quicklook": _quicklook(layout.map(survey_id) / MAP_QUICKLOOK, survey_id),
+        # Inline (the UI cannot read the data folder), small enough for the event log.
+        "quicklook": MetadataValue.md(markdown_image(thumbnail_png(layout.map(survey_id) / MAP_QUICKLOOK),
+                                                     f"{survey_id} quicklook")),
         "report": MetadataValue.path(str(layout.map(survey_id) / MAP_REPORT)),
         "n_landslides": len(result.polygons), "landslide_area_m2": round(result.landslide_area_m2, 1),
         "landslide_fraction": result.report.landslide_fraction,
         "megapixels_per_second": result.report.megapixels_per_second,
         "path": MetadataValue.path(str(layout.map(survey_id))),
     })
-
-
-def _quicklook(path: Path, survey_id: str) -> MetadataValue:
-    """The quicklook inline (the UI cannot read the data folder), or its path when too large for the event log."""
-    if path.stat().st_size <= INLINE_BYTES:
-        return MetadataValue.md(markdown_image(path, f"{survey_id} quicklook"))
-    return MetadataValue.path(str(path))
 
 
 class ChangeConfig(Config):

@@ -198,8 +198,8 @@ def _finish(report: MarkdownReport, summary: pd.DataFrame, plots: list[Path], ta
     return ExperimentReport(report.write(directory / REPORT), plots, summary)
 
 
-def markdown_image(path: Path, alt: str) -> str:
-    """A Markdown image with the PNG inlined as a data URI, for Dagster asset metadata (the UI
-    cannot read files of the data folder)."""
-    encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f"![{alt}](data:image/png;base64,{encoded})"
+def markdown_image(path: Path | bytes, alt: str) -> str:
+    """A Markdown image with the PNG (a file, or its bytes) inlined as a data URI, for Dagster
+    asset metadata (the UI cannot read files of the data folder)."""
+    data = path if isinstance(path, bytes) else Path(path).read_bytes()
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"

@@ -7,6 +7,7 @@ the largest landslides and the model that mapped them, with the quicklook.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
+from PIL import Image
 from rasterio.enums import Resampling
 
 from landslide_pipeline.mapping.styles import LANDSLIDE_RGB
@@ -28,8 +30,8 @@ from landslide_pipeline.reports.plots import save_png
 
 #: The longest side of the image drawn, in pixels (the figure is 6.5 inches wide at 120 dpi).
 QUICKLOOK_SIDE = 780
-#: Quicklooks up to this size go inline into the asset's metadata; larger ones are linked.
-INLINE_BYTES = 600_000
+#: The quicklook in the asset's metadata (the event log) stays under this size.
+INLINE_BYTES = 400_000
 LARGEST_SHOWN = 10
 _RED = "#{:02x}{:02x}{:02x}".format(*LANDSLIDE_RGB)
 
@@ -54,6 +56,20 @@ def quicklook(images: Sequence[Path], polygons: gpd.GeoDataFrame, out: Path, tit
               loc="lower right", fontsize=8, framealpha=0.85)
     fig.tight_layout()
     return save_png(fig, out)
+
+
+def thumbnail_png(path: Path, max_bytes: int = INLINE_BYTES) -> bytes:
+    """The quicklook as PNG bytes of at most ``max_bytes``: as written when small enough, else in
+    256 colours, halved until it fits (a noisy orthomosaic compresses badly)."""
+    data = path.read_bytes()
+    with Image.open(path) as original:
+        image = original.convert("RGB")
+    while len(data) > max_bytes and min(image.size) > 64:
+        buffer = io.BytesIO()
+        image.quantize(256).save(buffer, "PNG", optimize=True)
+        data = buffer.getvalue()
+        image = image.resize((image.width // 2, image.height // 2), Image.Resampling.LANCZOS)
+    return data
 
 
 def _draw_image(ax: Axes, image: Path) -> None:
