@@ -39,9 +39,9 @@ def chain(tmp_path_factory):
     results = run_chain(defs, settings, instance, [SURVEY, RGB_SURVEY],
                         {"survey_tiles": {"tile_size": 64},
                          "trained_model": {"epochs": 6, "batch_size": 16, "width": 0.125, "warmup_epochs": 1, "draws": 4},
-                         "band_comparison": {"epochs": 4, "batch_size": 16, "loss": "weighted_ce",
+                         "band_comparison": {"epochs": 2, "batch_size": 16, "loss": "weighted_ce",
                                              "architectures": ["unet"]},
-                         "training_size_study": {"epochs": 4, "batch_size": 16, "sizes": [5, 20]}},
+                         "training_size_study": {"epochs": 2, "batch_size": 16, "sizes": [5, 20]}},
                         experiments=True, train={"unet": {}, "linknet": {"epochs": 4}, "unet@rgb": {}},
                         label_sources=("manual", "obia", "union"),
                         source_plans={"obia": {"unet": {}}, "union": {"unet": {"epochs": 4}}})

@@ -259,20 +259,26 @@ class Stack:
             (config.root / "tmp").mkdir(exist_ok=True)
             env = {**os.environ, **config.client_env(password), "PYTHONUNBUFFERED": "1", "PATH": path,
                    "TMPDIR": str(config.root / "tmp")}
-            self._create_dagster_tables(env)
-            self._launch([self._redis(redis, env)], pids, password)
-            self._launch([self._mlflow(env), self._code_server(env), *self._workers(env)], pids, password)
-            self._launch([self._webserver(env), self._daemon(env)], pids, password)
+            # Redis and MLflow start while the Dagster tables are made; Dagster's services after them.
+            migrate = subprocess.Popen([self._bin("dagster"), "instance", "migrate"], env=env, text=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            first = self._start([self._redis(redis, env), self._mlflow(env)], pids, password)
+            self._tables_made(migrate)
+            self._wait(first + self._start([self._code_server(env), *self._workers(env)], pids, password))
+            self._wait(self._start([self._webserver(env), self._daemon(env)], pids, password))
         except BaseException:
             self._stop(pids)
             raise
         return pids
 
-    def _launch(self, services: list[Service], pids: dict[str, int], password: str) -> None:
+    def _start(self, services: list[Service], pids: dict[str, int], password: str) -> list[tuple[Service, int]]:
         started = [(service, service.start(self.config.logs, PROJECT)) for service in services]
         for service, pid in started:
             pids[service.name] = pid
         self._record(pids, password)
+        return started
+
+    def _wait(self, started: list[tuple[Service, int]]) -> None:
         for service, pid in started:
             service.wait_ready(pid, self.config.logs, READY_TIMEOUT)
 
@@ -327,13 +333,14 @@ class Stack:
         finally:
             connection.close()
 
-    def _create_dagster_tables(self, env: dict[str, str]) -> None:
-        """Creates (or migrates) the instance's tables once: services that open a fresh database at
-        the same moment race on creating them ("type alembic_version already exists")."""
-        done = subprocess.run([self._bin("dagster"), "instance", "migrate"], env=env, capture_output=True, text=True,
-                              check=False)
-        if done.returncode != 0:
-            raise StackError(f"dagster instance migrate failed:\n{done.stderr[-3000:]}")
+    @staticmethod
+    def _tables_made(migrate: subprocess.Popen[str]) -> None:
+        """Waits for ``dagster instance migrate``, which creates the instance's tables once before
+        any Dagster service starts: services that open a fresh database at the same moment race
+        on creating them ("type alembic_version already exists")."""
+        _, stderr = migrate.communicate(timeout=READY_TIMEOUT)
+        if migrate.returncode != 0:
+            raise StackError(f"dagster instance migrate failed:\n{stderr[-3000:]}")
 
     def _write_dagster_home(self) -> None:
         home = self.config.dagster_home

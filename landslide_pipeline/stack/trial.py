@@ -26,9 +26,10 @@ from landslide_pipeline.stack.stack import LOCATION, Stack, StackConfig
 from landslide_pipeline.synthetic import SyntheticSurveySpec, generate_survey
 
 SURVEY = "stack_pit"
-#: Small enough for a test: 64 px tiles of a 512 px survey, a narrow U-Net, 3 epochs per fold.
+#: Small enough for a test (the stack, not the model, is on trial): 64 px tiles of a 256 px survey,
+#: a narrow U-Net, 2 epochs per fold.
 TRIAL_CONFIG: dict[str, dict] = {"survey_tiles": {"tile_size": 64},
-                "trained_model": {"epochs": 3, "batch_size": 16, "width": 0.125, "warmup_epochs": 1, "draws": 2}}
+                "trained_model": {"epochs": 2, "batch_size": 16, "width": 0.125, "warmup_epochs": 1, "draws": 1}}
 #: Where a worker names itself in the engine event of each step it runs (dagster_celery.tasks).
 WORKER_LABEL = "Celery worker"
 _WORKER_EVENTS = """
@@ -78,7 +79,7 @@ def run_trial(work: Path, n_folds: int = 2, workers: int = 2) -> StackTrial:
     """Starts a stack in ``work``, sends the chain of one generated survey through it, reads back
     what it left, and stops it (also on failure)."""
     data = work / "data"
-    generate_survey(DataLayout(data).raw_survey(SURVEY), SyntheticSurveySpec(size_px=512, n_landslides=6, seed=11))
+    generate_survey(DataLayout(data).raw_survey(SURVEY), SyntheticSurveySpec(size_px=256, n_landslides=3, seed=11))
     settings = PipelineSettings(architectures=("unet",), n_folds=n_folds, input_sets=("rgb-slope",))
     partitions = {"LANDSLIDE_ARCHITECTURES": "unet", "LANDSLIDE_FOLDS": str(n_folds),
                   "LANDSLIDE_INPUT_SETS": "rgb-slope"}
