@@ -15,6 +15,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -110,7 +111,7 @@ def _north_arrow(ax: Axes) -> None:
                 bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
 
 
-def largest_landslides(polygons: gpd.GeoDataFrame, n: int = LARGEST_SHOWN) -> Any:
+def largest_landslides(polygons: gpd.GeoDataFrame, n: int = LARGEST_SHOWN) -> pd.DataFrame:
     """The ``n`` largest landslides: area, perimeter, mean probability and the centre's coordinates."""
     largest = polygons.nlargest(n, "area_m2")
     centres = largest.geometry.representative_point()

@@ -55,6 +55,9 @@ STACK_ENVIRONMENT: dict[str, tuple[str, str]] = {
                                       "a URI such as s3://bucket/prefix (MLFLOW_S3_ENDPOINT_URL for S3-compatible)"),
 }
 
+#: The ports of ``LANDSLIDE_STACK_PORTS``'s default, in its order.
+_DEFAULT_PORTS = tuple(int(port) for port in STACK_ENVIRONMENT["LANDSLIDE_STACK_PORTS"][0].split(","))
+
 
 @dataclass(frozen=True)
 class StackConfig:
@@ -72,12 +75,12 @@ class StackConfig:
 
     root: Path
     data_dir: Path
-    pg_port: int = 54329
-    redis_port: int = 63799
-    mlflow_port: int = 5100
-    code_port: int = 4266
-    web_port: int = 3100
-    workers: int = 2
+    pg_port: int = _DEFAULT_PORTS[0]
+    redis_port: int = _DEFAULT_PORTS[1]
+    mlflow_port: int = _DEFAULT_PORTS[2]
+    code_port: int = _DEFAULT_PORTS[3]
+    web_port: int = _DEFAULT_PORTS[4]
+    workers: int = int(STACK_ENVIRONMENT["LANDSLIDE_STACK_WORKERS"][0])
     artifacts: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
 
